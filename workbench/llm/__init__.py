@@ -1,0 +1,18 @@
+"""The LLM layer: one batched protocol, backends by spec string, the embedded default model, a cache.
+
+>>> from workbench.llm import load_llm, SamplingParams
+>>> llm = load_llm("scripted", responses=["4"], cache="off")
+>>> [c.text for c in llm.generate(["What is 2+2?"], SamplingParams(max_tokens=8))]
+['4']
+"""
+from .base import (LLM, BackendOptionError, Chat, Completion, LLMError, MalformedResponseError,
+                   MissingExtraError, ModelNotFoundError, Prompt, SamplingParams, ServerUnreachableError,
+                   UnknownBackendError, Usage, apply_stop, as_chat)
+from .cache import ResponseCache
+from .registry import BACKENDS, load_llm, parse_spec
+from .scripted import ScriptedLLM, prompt_text
+
+__all__ = ["LLM", "BackendOptionError", "Chat", "Completion", "LLMError", "MalformedResponseError",
+           "MissingExtraError", "ModelNotFoundError", "Prompt", "SamplingParams", "ServerUnreachableError",
+           "UnknownBackendError", "Usage", "apply_stop", "as_chat", "ResponseCache", "BACKENDS", "load_llm",
+           "parse_spec", "ScriptedLLM", "prompt_text"]
