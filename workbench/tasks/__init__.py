@@ -1,0 +1,1 @@
+"""Reasoning tasks and verifiers shared by the notebooks."""
