@@ -1,0 +1,227 @@
+"""Exact enumeration of every estimator configuration's expected gradient and variance.
+
+For a policy over V^L enumerable sequences (``workbench.kl.policies``) this module computes, with
+no sampling:
+
+* reverse and forward sequence KL, ``KL(pi||ref)`` and ``KL(ref||pi)``, and their gradients (autograd of
+  the exact sums);
+* the per-token partial gradients with the prefix distribution held fixed,
+  ``sum_t E_{y_<t~pi}[grad KL(pi(.|y_<t) || ref(.|y_<t))]`` (what k2-in-loss estimates) and the same
+  with the forward KL (what k3-in-loss estimates);
+* each configuration's expected gradient ``sum_y q(y) g(y)`` (q = pi on-policy, the behaviour
+  policy mu off-policy), written as ``grad_theta sum_y sg(q(y)) sum_t c_t(y) log pi(y_t|y_<t)``;
+* its exact covariance trace ``E||g - E g||^2`` and per-coordinate variances, from the per-sample
+  gradients: closed form for the tabular policy (each token's score lives in its own prefix row, so
+  a sample's gradient is a sum of L disjoint blocks ``c_t (e_{y_t} - pi(.|y_<t))``), and per-sample
+  ``torch.func`` gradients for the neural policy.
+
+Everything is vectorised over all V^L sequences, in chunks of ``chunk`` sequences.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from tqdm.auto import tqdm
+
+from .estimators import KLConfig, coefficients, surrogate
+from .policies import TabularPolicy, all_sequences, sample, token_logprobs
+
+
+def _flat(grads) -> torch.Tensor:
+    return torch.cat([g.reshape(-1) for g in grads])
+
+
+def _leaves(params):
+    return [p.detach().clone().requires_grad_(True) for p in params]
+
+
+def _chunks(N: int, chunk: int):
+    for s in range(0, N, chunk):
+        yield slice(s, min(N, s + chunk))
+
+
+def exact_divergences(policy, pi_params, ref_params, prompts=None, chunk: int = 1 << 17) -> dict:
+    """Exact KLs and reference gradients (flattened over all parameters).
+
+    Returns ``rev_kl``, ``fwd_kl`` (floats), ``grad_rev``, ``grad_fwd``, ``grad_tok_rev``, ``grad_tok_fwd``
+    (tensors (P,)). ``prompts``: optional single prompt id (int) for prompted policies.
+    """
+    Y_all = all_sequences(policy.V, policy.L)
+    N = Y_all.shape[0]
+    th = _leaves(pi_params)
+    acc = {k: None for k in ("grad_rev", "grad_fwd", "grad_tok_rev", "grad_tok_fwd")}
+    rev = fwd = 0.0
+    for sl in _chunks(N, chunk):
+        Y = Y_all[sl]
+        pr = None if prompts is None else torch.full((Y.shape[0],), int(prompts), dtype=torch.int64)
+        lp, lp_all = token_logprobs(policy, th, Y, pr)  # (B, L), (B, L, V)
+        with torch.no_grad():
+            lr, lr_all = token_logprobs(policy, ref_params, Y, pr)
+        seq_lp, seq_lr = lp.sum(-1), lr.sum(-1)  # (B,)
+        p, r = seq_lp.exp(), seq_lr.exp()
+        rev_c = (p * (seq_lp - seq_lr)).sum()
+        fwd_c = (r * (seq_lr - seq_lp)).sum()
+        # per-token KLs at every prefix of every sequence: (B, L)
+        tok_rev = (lp_all.exp() * (lp_all - lr_all)).sum(-1)
+        tok_fwd = (lr_all.exp() * (lr_all - lp_all)).sum(-1)
+        # E_{y~pi} sum_t KL_t(y_<t) with pi(y) held fixed: marginalising the suffix gives pi(y_<t)
+        ps = p.detach()[:, None]
+        objs = {"grad_rev": rev_c, "grad_fwd": fwd_c, "grad_tok_rev": (ps * tok_rev).sum(),
+                "grad_tok_fwd": (ps * tok_fwd).sum()}
+        for k, obj in objs.items():
+            g = _flat(torch.autograd.grad(obj, th, retain_graph=True))
+            acc[k] = g if acc[k] is None else acc[k] + g
+        rev += float(rev_c.detach())
+        fwd += float(fwd_c.detach())
+    return {"rev_kl": rev, "fwd_kl": fwd, **acc}
+
+
+def _tabular_second_moment(policy: TabularPolicy, Y, lp_all, c, q) -> torch.Tensor:
+    """Per-coordinate ``E[g_j^2]`` for the tabular policy, flattened like the parameters (P,).
+
+    A sample's gradient is ``sum_t c_t (e_{y_t} - pi(.|y_<t))`` placed in row ``prefix(y_<t)`` of level
+    t; rows differ across t, so squares add without cross terms.
+    """
+    idx = policy.prefix_index(Y)  # (B, L)
+    p_all = lp_all.detach().exp()  # (B, L, V)
+    e = (Y[..., None] == torch.arange(policy.V)).to(p_all.dtype)
+    blk = (q[:, None, None] * c[..., None].square()) * (e - p_all).square()  # (B, L, V)
+    out = []
+    for t in range(policy.L):
+        m = torch.zeros(policy.V ** t, policy.V, dtype=p_all.dtype)
+        m.index_add_(0, idx[:, t], blk[:, t])
+        out.append(m.reshape(-1))
+    return torch.cat(out)
+
+
+def _per_sample_second_moment(policy, params, Y, c, q, prompts) -> torch.Tensor:
+    """Per-coordinate ``E[g_j^2]`` from per-sample gradients (torch.func), for any policy."""
+    from torch.func import grad, vmap
+
+    def one(ps, y, cy, pr):
+        lp, _ = token_logprobs(policy, ps, y[None], None if pr is None else pr[None])
+        return (lp[0] * cy).sum()
+
+    ps = [p.detach() for p in params]
+    if prompts is None:
+        G = vmap(grad(lambda ps_, y, cy: one(ps_, y, cy, None)), in_dims=(None, 0, 0))(ps, Y, c)
+    else:
+        G = vmap(grad(one), in_dims=(None, 0, 0, 0))(ps, Y, c, prompts)
+    Gf = torch.cat([g.reshape(g.shape[0], -1) for g in G], dim=1)  # (B, P)
+    return (q[:, None] * Gf.square()).sum(0)
+
+
+def config_moments(policy, pi_params, ref_params, cfgs: list[KLConfig], mu_params=None, prompts=None,
+                   chunk: int = 1 << 16) -> list[dict]:
+    """Exact ``mean`` (P,), per-coordinate ``var`` (P,) and ``trace`` of each configuration's gradient estimate.
+
+    Samples come from ``mu_params`` when given (off-policy), else from ``pi_params``.
+    """
+    Y_all = all_sequences(policy.V, policy.L)
+    N = Y_all.shape[0]
+    th = _leaves(pi_params)
+    means = [None] * len(cfgs)
+    second = [None] * len(cfgs)
+    for sl in _chunks(N, chunk):
+        Y = Y_all[sl]
+        pr = None if prompts is None else torch.full((Y.shape[0],), int(prompts), dtype=torch.int64)
+        lp, lp_all = token_logprobs(policy, th, Y, pr)
+        with torch.no_grad():
+            lr, _ = token_logprobs(policy, ref_params, Y, pr)
+            lm = token_logprobs(policy, mu_params, Y, pr)[0] if mu_params is not None else None
+        q = (lm if lm is not None else lp.detach()).sum(-1).exp()  # (B,) sampling probability
+        for i, cfg in enumerate(cfgs):
+            c = coefficients(cfg, lp.detach(), lr, lm)  # (B, L)
+            g = _flat(torch.autograd.grad(lp, th, grad_outputs=q[:, None] * c, retain_graph=True))
+            means[i] = g if means[i] is None else means[i] + g
+            if isinstance(policy, TabularPolicy):
+                m2 = _tabular_second_moment(policy, Y, lp_all, c, q)
+            else:
+                m2 = _per_sample_second_moment(policy, pi_params, Y, c, q, pr)
+            second[i] = m2 if second[i] is None else second[i] + m2
+    out = []
+    for m, s2 in zip(means, second):
+        var = (s2 - m.square()).clamp_min(0.0)
+        out.append({"mean": m, "var": var, "trace": float(var.sum())})
+    return out
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Cosine; 0.0 when either vector is zero up to rounding (||a|| < 1e-12 ||b||), where it is undefined."""
+    na, nb = float(a.norm()), float(b.norm())
+    return float(a @ b) / (na * nb) if na > 1e-12 * nb and nb > 0 else 0.0
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    nb = float(b.norm())
+    return float((a - b).norm()) / nb if nb > 0 else float("nan")
+
+
+def analyse(policy, pi_params, ref_params, cfgs: list[KLConfig], mu_params=None, prompts=None,
+            keep_vectors: bool = False) -> dict:
+    """Table of every configuration against the true reverse-KL gradient.
+
+    Rows: ``config``, ``rel_error`` = ||E g - grad KL|| / ||grad KL||, ``cosine``, ``rel_variance`` =
+    trace Cov(g) / ||grad KL||^2 (per sample), ``rel_to_tok_fwd`` / ``rel_to_tok_rev`` (distance to the
+    per-token forward / reverse partial gradients), and the 2-D projection ``proj`` of E g on the plane
+    spanned by the true gradient (x) and the part of the per-token forward-KL gradient orthogonal to it (y),
+    both in units of ||grad KL||.
+    """
+    ref = exact_divergences(policy, pi_params, ref_params, prompts)
+    mom = config_moments(policy, pi_params, ref_params, cfgs, mu_params, prompts)
+    gt = ref["grad_rev"]
+    n2 = float(gt @ gt)
+    e1 = gt / math.sqrt(n2) if n2 > 0 else gt
+    o = ref["grad_tok_fwd"] - (ref["grad_tok_fwd"] @ e1) * e1
+    e2 = o / o.norm() if float(o.norm()) > 1e-12 * max(1.0, math.sqrt(n2)) else torch.zeros_like(o)
+    scale = math.sqrt(n2) if n2 > 0 else 1.0
+    rows = []
+    for cfg, m in zip(cfgs, mom):
+        row = {"config": cfg.name, **cfg.as_dict(),
+               "rel_error": _rel(m["mean"], gt), "cosine": _cos(m["mean"], gt),
+               "rel_variance": m["trace"] / n2 if n2 > 0 else float("nan"),
+               "rel_to_tok_fwd": _rel(m["mean"], ref["grad_tok_fwd"]),
+               "rel_to_tok_rev": _rel(m["mean"], ref["grad_tok_rev"]),
+               "norm_ratio": float(m["mean"].norm()) / scale,
+               "proj": [float(m["mean"] @ e1) / scale, float(m["mean"] @ e2) / scale]}
+        if keep_vectors:
+            row["_mean"], row["_var"] = m["mean"], m["var"]
+        rows.append(row)
+    out = {"rev_kl": ref["rev_kl"], "fwd_kl": ref["fwd_kl"], "grad_norm": scale, "rows": rows,
+           "proj_tok_fwd": [float(ref["grad_tok_fwd"] @ e1) / scale, float(ref["grad_tok_fwd"] @ e2) / scale],
+           "n_sequences": policy.V ** policy.L, "n_params": int(gt.numel())}
+    if keep_vectors:
+        out["_ref"] = ref
+    return out
+
+
+def mc_gradient(policy, pi_params, ref_params, cfg: KLConfig, n: int, generator: torch.Generator,
+                mu_params=None, prompts=None) -> torch.Tensor:
+    """Monte Carlo estimate (P,) from ``n`` ancestrally sampled sequences (from mu if given, else pi)."""
+    Y = sample(policy, mu_params if mu_params is not None else pi_params, n, generator,
+               None if prompts is None else torch.full((n,), int(prompts), dtype=torch.int64))
+    th = _leaves(pi_params)
+    pr = None if prompts is None else torch.full((n,), int(prompts), dtype=torch.int64)
+    lp, _ = token_logprobs(policy, th, Y, pr)
+    with torch.no_grad():
+        lr, _ = token_logprobs(policy, ref_params, Y, pr)
+        lm = token_logprobs(policy, mu_params, Y, pr)[0] if mu_params is not None else None
+    s = surrogate(cfg, lp, lr, lm, weights=torch.full((n,), 1.0 / n, dtype=lp.dtype))
+    return _flat(torch.autograd.grad(s, th, allow_unused=False))
+
+
+def mc_convergence(policy, pi_params, ref_params, cfgs: list[KLConfig], ns: list[int], seed: int,
+                   progress: bool = True) -> dict:
+    """Relative error of MC estimates vs their exact expectation, next to the predicted ``sqrt(trace/n)/||E g||``."""
+    mom = config_moments(policy, pi_params, ref_params, cfgs)
+    out = {"n": list(ns), "configs": []}
+    for ci, (cfg, m) in enumerate(tqdm(list(zip(cfgs, mom)), desc="MC convergence", disable=not progress)):
+        g = torch.Generator().manual_seed(seed * 1000 + ci)
+        nm = float(m["mean"].norm())
+        denom = nm if nm > 0 else 1.0
+        errs = [float((mc_gradient(policy, pi_params, ref_params, cfg, n, g) - m["mean"]).norm()) / denom for n in ns]
+        pred = [math.sqrt(m["trace"] / n) / denom for n in ns]
+        out["configs"].append({"config": cfg.name, "rel_error": errs, "predicted": pred,
+                               "normaliser": "||E g||" if nm > 0 else "1 (E g = 0)"})
+    return out
