@@ -1,0 +1,85 @@
+"""Configuration of the MATH^2 pipeline (Shah et al., arXiv 2407.21009).
+
+Fields marked "reconstruction" are choices the paper does not pin down; they are settings so a user
+can change them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CLUSTERERS = ("tfidf", "embedding", "llm")
+CLUSTER_TEXTS = ("label", "label+question")
+
+
+@dataclass
+class Config:
+    seed: int = 1
+    """seed of the experiment (pair sampling and every per-request LLM seed derive from it)"""
+    backend: str = "default"
+    """LLM spec for every pipeline stage (e.g. default, vllm:Qwen/Qwen3-4B-Instruct-2507, openai:<url>#<model>)"""
+    seed_source: str = "builtin"
+    """seed problems: builtin | jsonl:<path> | math | math:<subject> | gsm8k (the last two need `datasets`)"""
+    n_seed_problems: int = 16
+    """how many seed problems to take (0 = all); picked at random with the seed when fewer than available"""
+
+    # --- skill extraction
+    label_max_tokens: int = 16
+    """token budget of one skill label"""
+    clusterer: str = "tfidf"
+    """how fine-grained labels become coarse skills: tfidf | embedding (all-MiniLM-L6-v2) | llm (the paper's way)"""
+    cluster_text: str = "label"
+    """what is clustered: the fine label (paper) or 'label+question' (reconstruction: helps when labels are poor)"""
+    n_coarse_skills: int = 6
+    """number of coarse skills (the paper has ~114 on MATH; 33 on the public algebra+prealgebra subset)"""
+    n_exemplars: int = 3
+    """exemplar Q/A pairs per skill shown to the generator and the validator (paper: 3)"""
+
+    # --- pipeline
+    n_pairs: int = 4
+    """skill pairs sampled (uniformly, distinct pairs, without replacement)"""
+    temperature: float = 0.7
+    """sampling temperature of every generating stage (reconstruction: the paper gives none)"""
+    top_p: float = 0.95
+    """nucleus mass of every stage (reconstruction)"""
+    pair_max_tokens: int = 48
+    """token budget of the skill-pair check"""
+    generation_max_tokens: int = 160
+    """token budget of question generation (question + brief solution)"""
+    n_generation_examples: int = 1
+    """worked generation turns put before the real request (multi-turn exemplars; 0 = none)"""
+    attempt_max_tokens: int = 128
+    """token budget of the flaw-seeking attempted solution"""
+    n_validation_votes: int = 3
+    """validator samples per question; a question passes if a strict majority says Yes (reconstruction: 3)"""
+    validation_max_tokens: int = 96
+    """token budget of one validator verdict"""
+    n_final_solutions: int = 4
+    """final-solution samples (paper: 4); the majority answer becomes the reference answer"""
+    final_max_tokens: int = 96
+    """token budget of one final solution"""
+    drop_ties: bool = True
+    """drop a question whose top answers tie (reconstruction; the paper drops 'all disagree')"""
+
+    # --- evaluation
+    eval_max_tokens: int = 96
+    """token budget of one evaluation answer (greedy)"""
+    eval_backends: tuple[str, ...] = ()
+    """extra LLM specs evaluated on seed vs generated questions (square-law points); main backend always included"""
+    eval_include_dropped: bool = False
+    """also evaluate questions that failed validation but got a majority answer (never the default)"""
+
+    def __post_init__(self):
+        if self.clusterer not in CLUSTERERS:
+            raise ValueError(f"clusterer must be one of {CLUSTERERS}, got {self.clusterer!r}")
+        if self.cluster_text not in CLUSTER_TEXTS:
+            raise ValueError(f"cluster_text must be one of {CLUSTER_TEXTS}, got {self.cluster_text!r}")
+        for name in ("n_coarse_skills", "n_exemplars", "n_validation_votes", "n_final_solutions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_coarse_skills < 2:
+            raise ValueError("n_coarse_skills must be >= 2 (a pair needs two skills)")
+        if self.n_pairs < 0 or self.n_seed_problems < 0 or self.n_generation_examples < 0:
+            raise ValueError("n_pairs, n_seed_problems and n_generation_examples must be >= 0")
+        if not 0 <= self.temperature:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        self.eval_backends = tuple(self.eval_backends)

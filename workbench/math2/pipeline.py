@@ -1,0 +1,242 @@
+"""The MATH^2 question pipeline, stage by stage (Shah et al., arXiv 2407.21009, Sec. 2):
+
+1. skill-pair validation: the model judges whether two coarse skills are too similar; similar pairs
+   are rejected;
+2. question generation: a question plus brief solution needing both skills, prompted with each
+   skill's exemplars and a worked generation turn placed before the request (multi-turn exemplar);
+3. attempted solution by a "defeatist" solver that hunts for flaws in the question;
+4. question validation: the validator sees each skill with ``n_exemplars`` exemplar Q/A pairs, the
+   question and the attempted solution, checks the paper's rubric and ends with
+   ``# FINAL ANSWER`` Yes/No; ``n_validation_votes`` samples, strict majority of Yes passes;
+5. final solution: ``n_final_solutions`` samples, answers grouped by math-verify equivalence; the
+   largest group's answer is the reference; a question whose samples all disagree is dropped.
+Step 6, human verification and edits, is the annotation store and the review widget.
+
+Each candidate keeps every stage's prompt, raw outputs, parsed values and decision so a reviewer can
+see why it was kept or dropped. Each stage is ONE batched ``generate`` call over all live candidates.
+
+Reconstruction (the paper is silent): sampling temperatures, the number of validator votes (3), the
+tie rule of the final vote (``drop_ties``), treating unreadable verdicts as "No", and the exact prompt
+wording (the paper's prompts are long GPT-4/Claude prompts; ours are short rewrites of their rubric).
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..llm import SamplingParams
+from ..seeding import derive_seed, make_rng
+from ..tasks.math_answers import answers_equivalent
+from .parsing import generation_example, parse_answer, parse_generated, parse_yes_no, render
+from .skills import exemplar_block
+
+STAGES = ("pair_validation", "generation", "attempt", "validation", "final_solution")
+
+
+def sample_pairs(skill_names: Sequence[str], n_pairs: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+    """``n_pairs`` distinct unordered pairs of distinct skills, uniformly without replacement.
+
+    >>> sorted(sample_pairs(["c", "a", "b"], 3, np.random.default_rng(0)))
+    [('a', 'b'), ('a', 'c'), ('b', 'c')]
+    """
+    names = sorted(skill_names)
+    all_pairs = list(itertools.combinations(names, 2))
+    if n_pairs > len(all_pairs):
+        raise ValueError(f"asked for {n_pairs} skill pairs but {len(names)} skills make only {len(all_pairs)}")
+    idx = rng.choice(len(all_pairs), size=n_pairs, replace=False)
+    return [all_pairs[i] for i in idx]
+
+
+def majority_answer(answers: Sequence[str | None], *, drop_ties: bool = True) -> dict[str, Any]:
+    """Group answers by math-verify equivalence; the largest group wins.
+
+    Returns ``{"answer", "votes", "groups", "n_parsed", "decision"}``; ``decision`` is ``keep``,
+    ``all_disagree`` (every parsed answer differs, or fewer than two parsed), ``tie`` (dropped only
+    when ``drop_ties``) or ``no_answer``.
+
+    >>> majority_answer(["1/2", "0.5", "3", None])["answer"], majority_answer(["1/2", "0.5", "3"])["votes"]
+    ('1/2', 2)
+    >>> majority_answer(["1", "2", "3", "4"])["decision"], majority_answer(["1", "1", "2", "2"])["decision"]
+    ('all_disagree', 'tie')
+    """
+    groups: list[list[str]] = []
+    for a in answers:
+        if a is None:
+            continue
+        for g in groups:
+            if answers_equivalent(a, g[0]):
+                g.append(a)
+                break
+        else:
+            groups.append([a])
+    n_parsed = sum(len(g) for g in groups)
+    if not groups:
+        return {"answer": None, "votes": 0, "groups": [], "n_parsed": 0, "decision": "no_answer"}
+    groups.sort(key=len, reverse=True)  # stable: ties keep first-seen order
+    top = len(groups[0])
+    if top < 2:
+        decision = "all_disagree"
+    elif len(groups) > 1 and len(groups[1]) == top:
+        decision = "tie" if drop_ties else "keep"
+    else:
+        decision = "keep"
+    return {"answer": groups[0][0], "votes": top, "groups": [[g[0], len(g)] for g in groups],
+            "n_parsed": n_parsed, "decision": decision}
+
+
+def _params(cfg, max_tokens: int, n: int = 1, stop: tuple[str, ...] = ()) -> SamplingParams:
+    return SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=max_tokens, n=n, stop=stop)
+
+
+def _group(comps, n_prompts: int, n: int) -> list[list[str]]:
+    """Prompt-major flat completions -> per prompt list of texts."""
+    out = [[""] * n for _ in range(n_prompts)]
+    for c in comps:
+        out[c.index][c.sample] = c.text
+    return out
+
+
+def _drop(cand: dict, stage: str, reason: str) -> None:
+    cand["status"], cand["dropped_at"], cand["reason"] = "dropped", stage, reason
+
+
+def generation_chat(skill_a: dict, skill_b: dict, name_a: str, name_b: str, n_ex: int, n_turns: int) -> list[dict]:
+    """The generation request as a chat: ``n_turns`` worked example turns, then the real request."""
+    chat: list[dict] = []
+    ex = generation_example()
+    for _ in range(min(n_turns, 1)):  # one worked example ships with the project
+        chat.append({"role": "user", "content": render("generate_question", skill_a=ex["skill_a"], skill_b=ex["skill_b"],
+                                                       exemplars_a=ex["exemplars_a"], exemplars_b=ex["exemplars_b"])})
+        chat.append({"role": "assistant", "content": ex["response"]})
+    chat.append({"role": "user", "content": render(
+        "generate_question", skill_a=name_a, skill_b=name_b,
+        exemplars_a=exemplar_block(skill_a, n_ex, with_answers=False),
+        exemplars_b=exemplar_block(skill_b, n_ex, with_answers=False))})
+    return chat
+
+
+def run_pipeline(repo: dict, llm, cfg, *, progress: bool = True) -> dict[str, Any]:
+    """Run the five stages for ``cfg.n_pairs`` random skill pairs of ``repo``.
+
+    Returns ``{"candidates": [...], "yields": {stage: survivors}, "unparsed": {stage: count}}``.
+    A candidate: ``{"id", "skills": [a, b], "status": kept|dropped, "dropped_at", "reason",
+    "question", "answer", "stages": {stage: {"prompt", "raw": [...], "parsed": ..., "decision"}}}``.
+    """
+    skills = repo["skills"]
+    names = [s for s in skills if skills[s]["exemplars"]]
+    if len(names) < 2:
+        raise ValueError(f"the skill repository needs at least two skills with exemplars, has {len(names)}")
+    rng = make_rng(cfg.seed, "pairs")
+    pairs = sample_pairs(names, min(cfg.n_pairs, len(names) * (len(names) - 1) // 2), rng)
+    cands = [{"id": f"q{cfg.seed}-{i:03d}", "skills": [a, b], "status": "live", "dropped_at": None, "reason": None,
+              "question": None, "answer": None, "generator_answer": None, "stages": {}} for i, (a, b) in enumerate(pairs)]
+    unparsed = {s: 0 for s in STAGES}
+    yields = {"pairs_sampled": len(cands)}
+    bar = tqdm(total=len(STAGES), desc="math2 pipeline", disable=not progress)
+
+    def live():
+        return [c for c in cands if c["status"] == "live"]
+
+    # 1. skill-pair validation
+    batch = live()
+    prompts = [render("validate_pair", skill_a=a, skill_b=b,
+                      example_a=skills[a]["exemplars"][0]["question"], example_b=skills[b]["exemplars"][0]["question"])
+               for a, b in (c["skills"] for c in batch)]
+    if batch:
+        comps = llm.generate(prompts, _params(cfg, cfg.pair_max_tokens),
+                             seeds=[derive_seed(cfg.seed, "pair", c["id"]) for c in batch])
+        for c, p, comp in zip(batch, prompts, comps):
+            v = parse_yes_no(comp.text)
+            unparsed["pair_validation"] += v is None
+            c["stages"]["pair_validation"] = {"prompt": p, "raw": [comp.text], "parsed": v,
+                                              "decision": "distinct" if v else ("too_similar" if v is False else "unparsed")}
+            if v is not True:
+                _drop(c, "pair_validation", "skills judged too similar" if v is False else "pair verdict unreadable")
+    yields["pair_validation"] = len(live())
+    bar.update()
+
+    # 2. question generation (multi-turn exemplar)
+    batch = live()
+    if batch:
+        chats = [generation_chat(skills[a], skills[b], a, b, cfg.n_exemplars, cfg.n_generation_examples)
+                 for a, b in (c["skills"] for c in batch)]
+        comps = llm.generate(chats, _params(cfg, cfg.generation_max_tokens),
+                             seeds=[derive_seed(cfg.seed, "generate", c["id"]) for c in batch])
+        for c, chat, comp in zip(batch, chats, comps):
+            g = parse_generated(comp.text)
+            unparsed["generation"] += g is None
+            c["stages"]["generation"] = {"prompt": chat, "raw": [comp.text], "parsed": g,
+                                         "decision": "parsed" if g else "unparsed"}
+            if g is None:
+                _drop(c, "generation", "no question found in the generator's output")
+            else:
+                c["question"], c["generator_answer"] = g["question"], g["answer"]
+    yields["generation"] = len(live())
+    bar.update()
+
+    # 3. attempted solution by a flaw-seeking solver
+    batch = live()
+    if batch:
+        prompts = [render("attempt_solution", question=c["question"]) for c in batch]
+        comps = llm.generate(prompts, _params(cfg, cfg.attempt_max_tokens),
+                             seeds=[derive_seed(cfg.seed, "attempt", c["id"]) for c in batch])
+        for c, p, comp in zip(batch, prompts, comps):
+            a = parse_answer(comp.text)
+            c["stages"]["attempt"] = {"prompt": p, "raw": [comp.text], "parsed": a, "decision": "attempted"}
+    yields["attempt"] = len(live())
+    bar.update()
+
+    # 4. rubric validation with majority vote
+    batch = live()
+    if batch:
+        prompts = [render("validate_question", skill_a=a, skill_b=b,
+                          exemplars_a=exemplar_block(skills[a], cfg.n_exemplars),
+                          exemplars_b=exemplar_block(skills[b], cfg.n_exemplars),
+                          question=c["question"], attempt=c["stages"]["attempt"]["raw"][0].strip() or "(empty)")
+                   for c, (a, b) in ((c, c["skills"]) for c in batch)]
+        k = cfg.n_validation_votes
+        comps = llm.generate(prompts, _params(cfg, cfg.validation_max_tokens, n=k),
+                             seeds=[derive_seed(cfg.seed, "validate", c["id"]) for c in batch])
+        for c, p, texts in zip(batch, prompts, _group(comps, len(batch), k)):
+            votes = [parse_yes_no(t) for t in texts]
+            n_bad = sum(v is None for v in votes)
+            unparsed["validation"] += n_bad
+            yes = sum(v is True for v in votes)
+            passed = yes > k / 2
+            c["stages"]["validation"] = {"prompt": p, "raw": texts, "parsed": votes,
+                                         "decision": f"{'pass' if passed else 'fail'} ({yes}/{k} yes, {n_bad} unreadable)"}
+            if not passed:
+                _drop(c, "validation", f"validator majority not reached ({yes}/{k} yes, {n_bad} unreadable)")
+    yields["validation"] = len(live())
+    bar.update()
+
+    # 5. final solution by majority vote (questions that failed validation are solved too when
+    #    cfg.eval_include_dropped, so their would-be answers can be inspected; they stay dropped)
+    batch = [c for c in cands if c["status"] == "live" or (cfg.eval_include_dropped and c["question"])]
+    if batch:
+        prompts = [render("final_solution", question=c["question"]) for c in batch]
+        k = cfg.n_final_solutions
+        comps = llm.generate(prompts, _params(cfg, cfg.final_max_tokens, n=k),
+                             seeds=[derive_seed(cfg.seed, "final", c["id"]) for c in batch])
+        for c, p, texts in zip(batch, prompts, _group(comps, len(batch), k)):
+            answers = [parse_answer(t) for t in texts]
+            unparsed["final_solution"] += sum(a is None for a in answers)
+            m = majority_answer(answers, drop_ties=cfg.drop_ties)
+            c["stages"]["final_solution"] = {"prompt": p, "raw": texts, "parsed": answers, "vote": m,
+                                             "decision": m["decision"]}
+            if m["decision"] == "keep":
+                c["answer"] = m["answer"]
+            if c["status"] == "live":
+                if m["decision"] == "keep":
+                    c["status"] = "kept"
+                else:
+                    _drop(c, "final_solution", {"all_disagree": "final solutions all disagree (ambiguous)",
+                                                "tie": "final solutions tie", "no_answer": "no final answer readable"}
+                          [m["decision"]])
+    yields["final_solution"] = sum(c["status"] == "kept" for c in cands)
+    bar.update()
+    bar.close()
+    return {"candidates": cands, "yields": yields, "unparsed": unparsed}
