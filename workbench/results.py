@@ -113,8 +113,9 @@ def flatten_scalars(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def default_out_dir(notebook_id: str) -> Path:
-    """Where a notebook run outside ``workbench run`` writes: $WORKBENCH_RUNS_DIR or ./runs."""
-    base = Path(os.environ.get("WORKBENCH_RUNS_DIR", "runs"))
+    """Where a notebook run outside ``workbench run`` writes: $WORKBENCH_RUNS_DIR or <repo>/runs."""
+    env = os.environ.get("WORKBENCH_RUNS_DIR")
+    base = Path(env) if env else Path(__file__).resolve().parents[1] / "runs"
     return base / notebook_id / "interactive"
 
 
@@ -133,12 +134,13 @@ def summary_text(results: Mapping[str, Any], digits: int = 3, keys: list[str] | 
 
 def record(results: Mapping[str, Any], cfg: Any = None, out_dir: str | os.PathLike | None = None, *,
            notebook_id: str | None = None, llm: Any = None, digits: int = 3,
-           summary_keys: list[str] | None = None, print_summary: bool = True) -> Path:
+           summary_keys: list[str] | None = None, print_summary: bool = True) -> None:
     """Write ``out_dir/results.json`` and print the rounded summary of scalar metrics.
 
     ``results`` is the dict a library ``run()`` returned. If it has a ``"summary"`` key, only that
     sub-dict is printed (the full dict is still written). ``cfg`` is a dataclass or dict of parameters.
-    Returns the path written.
+    Returns None (so a notebook's last cell shows only the printed summary); the file is
+    ``out_dir/results.json``.
     """
     if not out_dir:
         out_dir = default_out_dir(notebook_id or "adhoc")
@@ -170,4 +172,4 @@ def record(results: Mapping[str, Any], cfg: Any = None, out_dir: str | os.PathLi
     os.replace(tmp, path)
     if print_summary:
         print(summary_text(results, digits=digits, keys=summary_keys))
-    return path
+    return None

