@@ -1,0 +1,42 @@
+"""Configuration of the causal-BFS notebook (small CPU defaults)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Config:
+    seed: int = 1
+    """seed of the experiment (data sampling, per-request LLM seeds, pair orientation)"""
+    backend: str = "default"
+    """LLM spec for workbench.llm.load_llm (default = embedded SmolLM2-135M-Instruct)"""
+    datasets: tuple[str, ...] = ("asia",)
+    """bnlearn networks to discover (need a description file in workbench/causal_bfs/data/)"""
+    methods: tuple[str, ...] = ("bfs", "bfs_stats", "pairwise", "pairwise_stats", "pc", "ges")
+    """methods to run: bfs, bfs_stats (BFS + Pearson correlations), pairwise, pairwise_stats, pc, ges"""
+    n_samples: int = 1000
+    """observational samples drawn from the network (correlations, PC, GES)"""
+    temperature: float = 0.7
+    """sampling temperature (the reference code uses 0.7)"""
+    top_p: float = 1.0
+    """nucleus mass (reference: 1.0)"""
+    max_tokens: int = 48
+    """max new tokens per BFS query (reference: 4095; small for CPU)"""
+    pairwise_max_tokens: int = 24
+    """max new tokens per pairwise query"""
+    prompt_style: str = "short"
+    """'reference': 'Think step by step, then <Answer>..'; 'short': answer-only with one format example (reconstruction for small models)"""
+    chat_history: bool = False
+    """True: one growing chat as in the reference code (sequential queries); False: each query is a fresh prompt holding the roots and relationships found so far"""
+    level_batched: bool = True
+    """batch all frontier nodes of one BFS level into one generate call (each sees the relationships known at the start of its level); False = one node at a time as in the reference. Ignored with chat_history"""
+    pairwise_max_nodes: int = 12
+    """skip (and report) pairwise prompting on networks with more nodes (n(n-1)/2 queries)"""
+    nhd_nodes: str = "all"
+    """which m normalises NHD: 'all' variables, or 'predicted' (nodes in predicted edges, as the reference code)"""
+    jitter: float = 1e-5
+    """std of Gaussian noise added to the integer-coded data before PC/GES (as the reference)"""
+    pc_alpha: float = 0.05
+    """significance level of PC's Fisher-z tests (causal-learn default)"""
+    scaling_networks: tuple[str, ...] = ("asia", "sachs", "child", "insurance", "alarm", "hepar2")
+    """networks for the query-count scaling curve (answered by a perfect expert that reads the true graph)"""
