@@ -1,0 +1,413 @@
+"""Causal imputation estimators: SI-A, SI-C (Squires et al. 2022, arXiv 2011.03127), GSI
+(reconstruction, see below) and baselines.
+
+Every estimator has the signature ``impute_<name>(data, cs, as_, ...) -> (pred, info)`` with
+``cs, as_`` (P,) target context / action indices, ``pred`` (P, F) and ``info`` a dict holding
+``fallback`` (P,) strings (``"none"`` when the estimator's own rule applied) plus diagnostics. A target
+may be a measured pair: it is then predicted from everything else (leave-one-out), never from itself.
+
+SI-A (synthetic interventions over actions): for target (c, a), pick donor actions J measured in c
+and training contexts T where a and all of J are measured (:mod:`.donors`); regress the target
+action's outcomes on the donors' outcomes, stacking every (training context, feature) as one row,
+least squares with an intercept; apply the weights to the donors' outcomes in c. Optional hard
+singular value thresholding (principal component regression) keeps the fewest singular values whose
+energy fraction (sum of squared singular values) exceeds ``energy``; ``energy = 1`` is plain minimum
+norm least squares (singular values below ``rcond`` times the largest are dropped). SI-C swaps the
+roles of contexts and actions. Fallbacks, as in the public code: no action measured in c -> global
+mean; a never measured elsewhere -> mean over the actions measured in c; donors exist but none
+shares a context with a -> the intercept alone (mean of a over its contexts).
+
+Vectorised SI: the greedy donor search runs for all pairs at once (one matrix product per step) and
+the regressions use per-pair normal equations built from gathered donor blocks and solved by a
+batched eigendecomposition; the naive per-pair loop (``vectorised=False``) keeps the stacked
+least-squares form and is the reference the tests compare against. Squaring the design in the normal
+equations limits resolution to singular values above about 1e-8 of the largest, hence ``rcond`` >= 1e-7.
+
+GSI (generalized synthetic interventions, Jiralerspong et al., arXiv 2410.20647) -- RECONSTRUCTION.
+The paper's estimator could not be read here. What is implemented is the two-sided estimator derived
+for the sum model ``Y[c, a] = U_c v_a + W_a z_c`` (SI-A's model plus SI-C's model):
+
+    Y^[c, a] = sum_j b_j Y[c, j] + sum_i g_i Y[i, a] - sum_ij g_i b_j Y[i, j]
+
+over donor actions J and donor contexts I (SI-A's donor search with its training contexts as I). It is
+exact whenever y = (1, -b) over {a} u J is orthogonal to the action factors (V_Q^T y = 0) and
+x = (1, -g) over {c} u I is orthogonal to the context factors (x^T Z_R = 0): then x^T Y_f y = 0 for
+every feature f. Both null spaces are identified from fully measured blocks: the feature slices
+Y_f of the block I x ({a} u J) span S = {P V^T + Z Q^T}, whose orthogonal complement is
+null(Z^T) (x) null(V^T); the partial trace over contexts of the projector onto that complement is
+(|I| - s) times the projector onto null(V^T), so its leading eigenvectors give null(V^T) (and the same
+over actions of the block ({c} u I) x J gives null(Z^T)). b and g are the minimum-norm weights with
+unit coefficient on the target. The dimension of S is the numerical rank (``gsi_energy = 1``), the
+energy-fraction rank, or |rows| r + |cols| s - r s from given ``gsi_ranks``. Under SI-A's model this
+reduces to g = 0 (SI-A's prediction without intercept); under SI-C's to b = 0. Where the blocks are
+too small (S fills the block, or the target has no weight on the null space), GSI falls back to SI-A
+for that pair (reported in ``fallback``).
+
+Baselines: mean over actions (the context's mean), mean over contexts (the action's mean), two-way
+mean (``"average"``: the average of the two, as in the public code; ``"additive"``: context mean +
+action mean - global mean), fixed effect (control outcome in c plus the action's mean change from
+control over the other contexts), and PARAFAC low-rank completion (tensorly's masked CP-ALS).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from .data import ImputationData
+from .donors import label_ranks, select_donors, select_donors_naive
+
+__all__ = ["impute_si", "impute_gsi", "impute_mean_over_actions", "impute_mean_over_contexts",
+           "impute_two_way", "impute_fixed_effect", "impute_parafac", "ESTIMATORS"]
+
+
+def blas_single_thread():
+    """Run many small LAPACK calls on one BLAS thread: on a busy 2-core machine a multi-threaded
+    110 x 50 SVD measured ~70x slower than a single-threaded one (thread hand-off dominates)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+# ---------------------------------------------------------------------------------------------- means
+def _excluding_target(data: ImputationData, cs, as_):
+    """Context means, action means and the global mean of the measured pairs, each leaving out the
+    target pair when it is measured. Returns (ctx_mean (P,F), n_ctx (P,), act_mean, n_act, glob (P,F))."""
+    Y0 = np.where(data.mask[:, :, None], data.Y, 0.0)  # (C, A, F)
+    m = data.mask
+    obs = m[cs, as_].astype(float)  # (P,)
+    own = Y0[cs, as_] * obs[:, None]  # (P, F)
+    cs_sum, cs_n = Y0.sum(axis=1), m.sum(axis=1)  # (C, F), (C,)
+    as_sum, as_n = Y0.sum(axis=0), m.sum(axis=0)  # (A, F), (A,)
+    tot, ntot = Y0.sum(axis=(0, 1)), m.sum()
+    n_ctx = cs_n[cs] - obs
+    n_act = as_n[as_] - obs
+    n_glob = ntot - obs
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ctx_mean = (cs_sum[cs] - own) / n_ctx[:, None]
+        act_mean = (as_sum[as_] - own) / n_act[:, None]
+        glob = (tot[None] - own) / n_glob[:, None]
+    return ctx_mean, n_ctx, act_mean, n_act, glob
+
+
+def impute_mean_over_actions(data, cs, as_):
+    """Mean of the context's measured outcomes (over actions); global mean if the context has none."""
+    ctx_mean, n_ctx, _, _, glob = _excluding_target(data, cs, as_)
+    fb = np.where(n_ctx > 0, "none", "global_mean")
+    return np.where((n_ctx > 0)[:, None], ctx_mean, glob), {"fallback": fb}
+
+
+def impute_mean_over_contexts(data, cs, as_):
+    """Mean of the action's measured outcomes (over contexts); global mean if never measured."""
+    _, _, act_mean, n_act, glob = _excluding_target(data, cs, as_)
+    fb = np.where(n_act > 0, "none", "global_mean")
+    return np.where((n_act > 0)[:, None], act_mean, glob), {"fallback": fb}
+
+
+def impute_two_way(data, cs, as_, mode: str = "average", weight: float = 0.5):
+    """``average``: weight * context mean + (1 - weight) * action mean (public code, weight 0.5);
+    ``additive``: context mean + action mean - global mean (two-way additive model)."""
+    ctx_mean, n_ctx, act_mean, n_act, glob = _excluding_target(data, cs, as_)
+    cm = np.where((n_ctx > 0)[:, None], ctx_mean, glob)
+    am = np.where((n_act > 0)[:, None], act_mean, glob)
+    if mode == "average":
+        pred = weight * cm + (1 - weight) * am
+    elif mode == "additive":
+        pred = cm + am - glob
+    else:
+        raise ValueError(f"two_way mode must be 'average' or 'additive', got {mode!r}")
+    fb = np.where((n_ctx > 0) & (n_act > 0), "none", "global_mean")
+    return pred, {"fallback": fb}
+
+
+def impute_fixed_effect(data, cs, as_):
+    """Control outcome in the target context plus the action's mean change from control over the
+    other contexts where both are measured. Fallbacks: control not measured in the context (or the
+    target is the control itself) -> mean over actions; no context with both -> zero change."""
+    k = data.control_index
+    if k is None:
+        raise ValueError("fixed_effect needs a control action (ImputationData.control)")
+    m = data.mask
+    Y0 = np.where(m[:, :, None], data.Y, 0.0)
+    both = m & m[:, [k]]  # (C, A) pairs measured together with the control
+    E = np.where(both[:, :, None], Y0 - Y0[:, [k]], 0.0)  # (C, A, F) change from control
+    e_sum, e_n = E.sum(axis=0), both.sum(axis=0)  # (A, F), (A,)
+    own = both[cs, as_]
+    n = e_n[as_] - own
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eff = np.where((n > 0)[:, None], (e_sum[as_] - E[cs, as_] * own[:, None]) / n[:, None], 0.0)
+    ctrl_ok = m[cs, k] & (as_ != k)
+    base, _ = impute_mean_over_actions(data, cs, as_)
+    pred = np.where(ctrl_ok[:, None], Y0[cs, k] + eff, base)
+    fb = np.where(~ctrl_ok, "mean_over_actions", np.where(n > 0, "none", "zero_effect"))
+    return pred, {"fallback": fb}
+
+
+# ------------------------------------------------------------------------------------------------- SI
+def _energy_keep(lam: np.ndarray, energy: float, rcond: float) -> np.ndarray:
+    """Which eigenvalues (squared singular values) to keep. lam: (P, K) sorted descending."""
+    lmax = lam[:, :1]
+    keep = lam > np.maximum(lmax * rcond**2, 0.0) if lam.size else np.zeros_like(lam, dtype=bool)
+    keep &= lam > 0
+    if energy < 1.0:
+        tot = np.where(keep, lam, 0).sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.cumsum(np.where(keep, lam, 0), axis=1) / tot
+        # fewest leading values whose cumulative energy fraction exceeds `energy`
+        rank = (frac <= energy).sum(axis=1, keepdims=True) + 1
+        keep &= np.arange(lam.shape[1])[None] < rank
+    return keep
+
+
+def _si_regress_vectorised(Y0, cs, as_, D, train, energy, rcond, chunk=2048):
+    """Batched SI regressions. Y0: (C, A, F) zeros where unmeasured; D: (P, K) donors padded -1;
+    train: (P, C) bool. Returns pred (P, F), coef (P, K), intercept (P, F-broadcast scalar (P,))."""
+    C, A, F = Y0.shape
+    P, K = D.shape
+    Yz = np.concatenate([Y0, np.zeros((C, 1, F))], axis=1)  # (C, A+1, F): index A is a zero column
+    Dz = np.where(D >= 0, D, A)  # (P, K)
+    Q = np.concatenate([Dz, as_[:, None]], axis=1)  # (P, K+1): donors then target
+    pred = np.zeros((P, F))
+    coef = np.zeros((P, K))
+    icpt = np.zeros(P)
+    for s in range(0, P, chunk):
+        sl = slice(s, s + chunk)
+        tr = train[sl]
+        n = tr.shape[0]
+        pp, ii = np.nonzero(tr)  # one row per (pair, training context), sorted by pair
+        G = np.zeros((n, K + 1, K + 1))
+        Ssum = np.zeros((n, K + 1))
+        for t in range(0, len(pp), 8192):
+            p_, i_ = pp[t:t + 8192], ii[t:t + 8192]
+            blk = Yz[i_[:, None], Q[sl][p_]]  # (nnz, K+1, F) donor and target outcomes in context i
+            np.add.at(G, p_, blk @ blk.transpose(0, 2, 1))
+            np.add.at(Ssum, p_, blk.sum(axis=2))
+        nrow = tr.sum(axis=1) * F  # rows of the stacked regression
+        ok = nrow > 0
+        nr = np.where(ok, nrow, 1)[:, None]
+        sx, sy = Ssum[:, :K], Ssum[:, K]
+        XtX = G[:, :K, :K] - sx[:, :, None] * sx[:, None, :] / nr[:, :, None]  # centred Gram
+        Xty = G[:, :K, K] - sx * sy[:, None] / nr
+        if K:
+            lam, V = np.linalg.eigh(XtX)
+            lam, V = lam[:, ::-1], V[:, :, ::-1]
+            keep = _energy_keep(lam, energy, rcond)
+            inv = np.where(keep, 1.0 / np.where(keep, lam, 1.0), 0.0)
+            w = np.einsum("pkl,pl,pml,pm->pk", V, inv, V, Xty)
+        else:
+            w = np.zeros((n, 0))
+        b0 = (sy - (w * sx).sum(axis=1)) / nr[:, 0]
+        Xc = Yz[cs[sl][:, None], Dz[sl]]  # (n, K, F) donors in the target context
+        pred[sl] = np.einsum("pk,pkf->pf", w, Xc) + b0[:, None]
+        coef[sl], icpt[sl] = w, b0
+    return pred, coef, icpt
+
+
+def _si_regress_naive(Yd, c, a, donors, contexts, energy, rcond):
+    """One pair: stacked least squares with intercept (or HSVT / PCR). Yd: (C, A, F) with NaN gaps."""
+    F = Yd.shape[2]
+    X = Yd[np.ix_(contexts, donors)].transpose(0, 2, 1).reshape(len(contexts) * F, len(donors))  # (|T| F, K)
+    y = Yd[contexts, a].reshape(-1)  # (|T| F,)
+    xm, ym = X.mean(axis=0), y.mean()
+    Xc, yc = X - xm, y - ym
+    if len(donors) == 0:
+        w = np.zeros(0)
+    elif energy >= 1.0:
+        w = np.linalg.lstsq(Xc, yc, rcond=rcond)[0]
+    else:
+        u, sv, vt = np.linalg.svd(Xc, full_matrices=False)
+        keep = _energy_keep((sv**2)[None], energy, rcond)[0]
+        w = vt[keep].T @ ((u[:, keep].T @ yc) / sv[keep])
+    b0 = ym - xm @ w
+    return Yd[c, donors].T @ w + b0 if len(donors) else np.full(F, b0), w, b0
+
+
+def impute_si(data: ImputationData, cs, as_, *, over: str = "actions", num_donors: int | None = 10,
+              max_donors: int | None = None, energy: float = 1.0, rcond: float = 1e-6,
+              vectorised: bool = True, progress: bool = False):
+    """SI-A (``over="actions"``: donors are actions) or SI-C (``over="contexts"``). See module docstring.
+
+    info: fallback (P,), donors (P, K) padded -1 (indices along the donor axis), coef (P, K),
+    intercept (P,), train (P, n_other) bool training units (contexts for SI-A, actions for SI-C).
+    """
+    if not 0.0 < energy <= 1.0:
+        raise ValueError(f"energy must be in (0, 1], got {energy}")
+    if vectorised and rcond < 1e-7:
+        raise ValueError("rcond below 1e-7 is beyond what the normal equations resolve; use vectorised=False")
+    cs, as_ = np.asarray(cs, dtype=np.int64), np.asarray(as_, dtype=np.int64)
+    if over == "actions":
+        Y, mask, tc, ta, labels = data.Y, data.mask, cs, as_, data.actions
+    elif over == "contexts":
+        Y, mask, tc, ta, labels = data.Y.transpose(1, 0, 2), data.mask.T, as_, cs, data.contexts
+    else:
+        raise ValueError(f"over must be 'actions' or 'contexts', got {over!r}")
+    ranks = label_ranks(labels)
+    P, F = len(cs), Y.shape[2]
+    Y0 = np.where(mask[:, :, None], Y, 0.0)
+    if vectorised:
+        with blas_single_thread():
+            D, train = select_donors(mask, tc, ta, num_donors, ranks, max_donors)
+            pred, coef, icpt = _si_regress_vectorised(Y0, tc, ta, D, train, energy, rcond)
+    else:
+        from tqdm.auto import tqdm
+
+        res = []
+        with blas_single_thread():
+            for p in tqdm(range(P), disable=not progress, desc=f"SI over {over} (naive)"):
+                donors, ctxs = select_donors_naive(mask, int(tc[p]), int(ta[p]), num_donors, ranks, max_donors)
+                if ctxs:
+                    yp, w, b0 = _si_regress_naive(Y, int(tc[p]), int(ta[p]), donors, ctxs, energy, rcond)
+                else:
+                    yp, w, b0 = np.zeros(F), np.zeros(len(donors)), 0.0
+                res.append((donors, ctxs, yp, w, b0))
+        K = max([len(r[0]) for r in res], default=0)
+        D = np.full((P, K), -1, dtype=np.int64)
+        coef = np.zeros((P, K))
+        train = np.zeros((P, mask.shape[0]), dtype=bool)
+        pred = np.zeros((P, F))
+        icpt = np.zeros(P)
+        for p, (donors, ctxs, yp, w, b0) in enumerate(res):
+            D[p, :len(donors)], coef[p, :len(donors)], pred[p], icpt[p] = donors, w, yp, b0
+            train[p, ctxs] = True
+    # fallbacks (decided on the oriented problem: "context" = the non-donor axis)
+    no_cand = ~(mask[tc].copy())
+    no_cand[np.arange(P), ta] = True
+    no_cand = no_cand.all(axis=1)  # no donor candidate measured in the target's unit
+    seen = mask[:, ta].T.copy()
+    seen[np.arange(P), tc] = False
+    unseen = ~seen.any(axis=1)  # target never measured in another unit
+    nd = (D >= 0).sum(axis=1) if D.size else np.zeros(P, dtype=int)
+    ctx_mean, n_ctx, act_mean, n_act, glob = _excluding_target(data, cs, as_)
+    own_mean = ctx_mean if over == "actions" else act_mean  # mean over the target unit's measurements
+    fb = np.full(P, "none", dtype=object)
+    fb[(nd == 0) & ~unseen] = "intercept_only"
+    fb[unseen] = "context_mean" if over == "actions" else "action_mean"
+    pred = np.where(unseen[:, None], own_mean, pred)
+    fb[no_cand] = "global_mean"
+    pred = np.where(no_cand[:, None], glob, pred)
+    return pred, {"fallback": fb.astype(str), "donors": D, "coef": coef, "intercept": icpt, "train": train}
+
+
+# ------------------------------------------------------------------------------------------------ GSI
+def _null_side_weights(blocks: np.ndarray, side: int, dim_s: np.ndarray | None, energy: float, rcond: float,
+                       min_leverage: float = 1e-6):
+    """Batched over pairs. blocks: (g, m, n, F), each fully measured, target at index 0 of ``side``.
+
+    Estimates the null space of the latent factors on ``side`` (0: rows / contexts, 1: columns /
+    actions) as the leading eigenspace of the partial trace of the projector onto S-perp, and returns
+    (w, ok): w (g, m or n) the minimum-norm vector in that space with w[0] = 1, ok (g,) bool."""
+    g, m, n, F = blocks.shape
+    X = blocks.reshape(g, m * n, F)  # columns are the vectorised feature slices Y_f
+    u, sv, _ = np.linalg.svd(X, full_matrices=False)  # u (g, mn, min(mn, F))
+    if dim_s is None:
+        keep = _energy_keep(sv**2, energy, rcond)
+    else:
+        keep = np.arange(sv.shape[1])[None] < np.asarray(dim_s)[:, None]
+    ok = keep.sum(axis=1) < m * n  # S must leave a complement in the block
+    U3 = (u * keep[:, None, :]).reshape(g, m, n, -1)
+    if side == 1:  # m I_n - sum_i U_i U_i^T: (m - s) x projector onto null(V^T) in the exact case
+        G = m * np.eye(n)[None] - np.einsum("giqk,giwk->gqw", U3, U3)
+    else:
+        G = n * np.eye(m)[None] - np.einsum("giqk,gjqk->gij", U3, U3)
+    lam, V = np.linalg.eigh(G)
+    top = lam[:, -1:]
+    sel = (lam > 0.5 * top) & (top > 1e-9)
+    Pn = np.einsum("gak,gk,gbk->gab", V, sel.astype(float), V)  # projector onto the null space estimate
+    lev = Pn[:, 0, 0]
+    ok &= lev > min_leverage
+    w = Pn[:, :, 0] / np.where(ok, lev, 1.0)[:, None]
+    return w, ok
+
+
+def impute_gsi(data: ImputationData, cs, as_, *, num_donors: int | None = 4, max_donor_actions: int = 10,
+               max_donor_contexts: int = 10, energy: float = 1.0, rcond: float = 1e-6,
+               ranks: tuple[int, int] | None = None, si_kwargs: dict | None = None, progress: bool = False):
+    """GSI (reconstruction; see module docstring). Donor search as SI-A with ``num_donors`` and
+    ``max_donor_actions``; donor contexts are SI-A's training contexts, the first
+    ``max_donor_contexts`` by label. ``ranks = (r, s)`` fixes the action / context latent ranks.
+    Pairs are grouped by donor-block shape and each group is solved with batched SVD / eigh.
+
+    info: fallback (P,), donors (P, K) donor actions, coef (P, K) action weights b, donor_contexts
+    (P, L) padded -1, context_coef (P, L) weights g.
+    """
+    from tqdm.auto import tqdm
+
+    cs, as_ = np.asarray(cs, dtype=np.int64), np.asarray(as_, dtype=np.int64)
+    P, F = len(cs), data.Y.shape[2]
+    Y = data.Y
+    D, train = select_donors(data.mask, cs, as_, num_donors, label_ranks(data.actions), max_donor_actions)
+    cranks = label_ranks(data.contexts)
+    L = max_donor_contexts
+    K = D.shape[1]
+    nJ = (D >= 0).sum(axis=1) if K else np.zeros(P, dtype=np.int64)
+    # donor contexts: training contexts ordered by label, first L
+    order = np.argsort(np.where(train, cranks[None, :], np.iinfo(np.int64).max), axis=1, kind="stable")
+    nI = np.minimum(train.sum(axis=1), L)
+    I_all = np.where(np.arange(L)[None] < nI[:, None], order[:, :L], -1) if L <= train.shape[1] else \
+        np.where(np.arange(train.shape[1])[None] < nI[:, None], order, -1)
+    if I_all.shape[1] < L:
+        I_all = np.concatenate([I_all, np.full((P, L - I_all.shape[1]), -1)], axis=1)
+    pred = np.zeros((P, F))
+    bw = np.zeros((P, K))
+    gw = np.zeros((P, L))
+    failed = (nJ == 0) | (nI == 0)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for p in np.nonzero(~failed)[0]:
+        groups.setdefault((int(nI[p]), int(nJ[p])), []).append(int(p))
+    with blas_single_thread():
+        for (m, k), idx in tqdm(sorted(groups.items()), disable=not progress, desc="GSI groups"):
+            idx = np.asarray(idx)
+            c, a = cs[idx], as_[idx]
+            J, I = D[idx, :k], I_all[idx, :m]  # (g, k), (g, m)
+            Q = np.concatenate([a[:, None], J], axis=1)  # (g, k+1): target action first
+            R = np.concatenate([c[:, None], I], axis=1)  # (g, m+1): target context first
+            dimA = dimC = None
+            if ranks is not None:
+                r, s = ranks
+                dimA = np.full(len(idx), m * r + (k + 1) * s - r * s)
+                dimC = np.full(len(idx), (m + 1) * r + k * s - r * s)
+            y, okA = _null_side_weights(Y[I[:, :, None], Q[:, None, :]], 1, dimA, energy, rcond)  # null(V_Q^T)
+            x, okC = _null_side_weights(Y[R[:, :, None], J[:, None, :]], 0, dimC, energy, rcond)  # null(Z_R^T)
+            b, gg = -y[:, 1:], -x[:, 1:]  # (g, k), (g, m)
+            YcJ = Y[c[:, None], J]  # (g, k, F)
+            YIa = Y[I, a[:, None]]  # (g, m, F)
+            YIJ = Y[I[:, :, None], J[:, None, :]]  # (g, m, k, F)
+            pred[idx] = (np.einsum("gk,gkf->gf", b, YcJ) + np.einsum("gi,gif->gf", gg, YIa)
+                         - np.einsum("gi,gk,gikf->gf", gg, b, YIJ))
+            bw[idx, :k] = b
+            gw[idx, :m] = gg
+            failed[idx] = ~(okA & okC)
+    fb = np.full(P, "none", dtype=object)
+    if failed.any():
+        idx = np.nonzero(failed)[0]
+        sp, sinfo = impute_si(data, cs[idx], as_[idx], over="actions", **(si_kwargs or {}))
+        pred[idx] = sp
+        bw[idx] = 0.0
+        gw[idx] = 0.0
+        fb[idx] = ["si_a" if f == "none" else f"si_a:{f}" for f in sinfo["fallback"]]
+    return pred, {"fallback": fb.astype(str), "donors": D, "coef": bw, "donor_contexts": I_all,
+                  "context_coef": gw}
+
+
+# -------------------------------------------------------------------------------------------- PARAFAC
+def impute_parafac(data: ImputationData, cs, as_, *, rank: int = 5, n_iter_max: int = 200, seed: int = 0):
+    """Low-rank CP completion with tensorly's ``parafac(..., mask=...)`` (EM-style ALS on the measured
+    entries). Targets must be unmeasured: refitting per left-out pair is not offered."""
+    import tensorly as tl
+    from tensorly.decomposition import parafac
+
+    cs, as_ = np.asarray(cs), np.asarray(as_)
+    if np.any(data.mask[cs, as_]):
+        raise ValueError("PARAFAC completion predicts unmeasured pairs only (no leave-one-out)")
+    m3 = np.broadcast_to(data.mask[:, :, None], data.Y.shape).astype(float)
+    Y0 = np.where(m3 > 0, data.Y, 0.0)
+    cp = parafac(tl.tensor(Y0), rank=rank, mask=tl.tensor(m3), n_iter_max=n_iter_max, init="random",
+                 random_state=int(seed) % (2**32), tol=1e-10)
+    full = tl.cp_to_tensor(cp)
+    return np.asarray(full)[cs, as_], {"fallback": np.full(len(cs), "none")}
+
+
+ESTIMATORS = ("si_a", "si_c", "gsi", "mean_over_actions", "mean_over_contexts", "two_way", "fixed_effect",
+              "parafac")
