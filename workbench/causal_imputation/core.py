@@ -179,7 +179,7 @@ def run(cfg: Config | None = None, data: ImputationData | None = None, progress:
                 summary[model][name]["cosine_mean"] = s["cosine_mean"]
         if model == cfg.explorer_model or data is not None:
             explorer = explorer_data(d, ev)
-    if data is None and "gsi" in cfg.models or (data is None and cfg.sweep_fracs and "gsi" not in cfg.models):
+    if data is None and cfg.sweep_fracs:
         sweep_model = "gsi"
         for frac in tqdm(cfg.sweep_fracs, disable=not progress, desc="sparsity sweep"):
             d = _dataset(cfg, sweep_model, observed_frac=frac)
