@@ -8,3 +8,7 @@ loop (:mod:`.hf`) and the notebook entry point :func:`run`.
 from .estimators import KLConfig, kl_estimate, off_policy_configs, on_policy_configs, parse_config, surrogate
 
 __all__ = ["KLConfig", "kl_estimate", "on_policy_configs", "off_policy_configs", "parse_config", "surrogate"]
+from .config import Config  # noqa: E402
+from .core import run  # noqa: E402
+
+__all__ += ["Config", "run"]

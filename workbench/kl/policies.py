@@ -93,21 +93,22 @@ class MLPPolicy:
         b2 = 0.1 * torch.randn(self.V, generator=g, dtype=self.dtype)
         return [W1, b1, W2, b2]
 
-    def features(self, Y: torch.Tensor, prompts: torch.Tensor | None) -> torch.Tensor:
-        """(B, L, D) inputs: position t holds one-hots of y_s for s < t, zeros elsewhere."""
+    def logits(self, params, Y: torch.Tensor, prompts=None) -> torch.Tensor:
+        """(B, L, V). Equivalent to ``tanh(x W1 + b1) W2 + b2`` with x = [masked one-hot prefix, one-hot
+        position, one-hot prompt]; computed as an exclusive cumulative sum of per-token rows of W1
+        instead of building the (B, L, L*V) input (much cheaper, same function)."""
+        W1, b1, W2, b2 = params
         B, L = Y.shape
-        oh = _onehot(Y, self.V, self.dtype)  # (B, L, V)
-        mask = torch.tril(torch.ones(L, L, dtype=self.dtype), diagonal=-1)  # (L, L): [t, s] = s < t
-        prefix = (mask[None, :, :, None] * oh[:, None, :, :]).reshape(B, L, L * self.V)  # (B, L, L*V)
-        pos = torch.eye(L, dtype=self.dtype).expand(B, L, L)
+        V, P = self.V, self.P
+        W_tok = W1[: L * V].reshape(L, V, -1)  # (L, V, H): row for token v at position s
+        W_pos = W1[L * V: L * V + L]  # (L, H)
+        W_pr = W1[L * V + L:]  # (P, H)
+        e = torch.einsum("blv,lvh->blh", _onehot(Y, V, self.dtype), W_tok)  # (B, L, H)
+        prefix = e.cumsum(1) - e  # (B, L, H): sum over s < t
         if prompts is None:
             prompts = torch.zeros(B, dtype=torch.int64)
-        pr = _onehot(prompts, self.P, self.dtype)[:, None, :].expand(B, L, self.P)
-        return torch.cat([prefix, pos, pr], dim=-1)
-
-    def logits(self, params, Y: torch.Tensor, prompts=None) -> torch.Tensor:
-        W1, b1, W2, b2 = params
-        h = torch.tanh(self.features(Y, prompts) @ W1 + b1)  # (B, L, H)
+        pr = _onehot(prompts, P, self.dtype) @ W_pr  # (B, H)
+        h = torch.tanh(prefix + W_pos[None] + pr[:, None, :] + b1)  # (B, L, H)
         return h @ W2 + b2  # (B, L, V)
 
 
