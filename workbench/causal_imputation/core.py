@@ -174,7 +174,7 @@ def run(cfg: Config | None = None, data: ImputationData | None = None, progress:
         summary[model] = {}
         for name, s in ev["summary"].items():
             table.append({"model": model, "estimator": name, **s})
-            summary[model][name] = {k: s[k] for k in ("r2_mean", "r2_median", "relative_mse") if k in s}
+            summary[model][name] = {k: s[k] for k in ("r2_median", "relative_mse") if k in s}
             if "cosine_mean" in s:
                 summary[model][name]["cosine_mean"] = s["cosine_mean"]
         if model == cfg.explorer_model or data is not None:
@@ -188,7 +188,7 @@ def run(cfg: Config | None = None, data: ImputationData | None = None, progress:
                 sweep.append({"model": sweep_model, "observed_frac": frac,
                               "observed_total": round(d.observed_fraction(), 4), "estimator": name, **s})
     if sweep:
-        summary["sweep_r2_mean"] = {f"{r['estimator']}@{r['observed_frac']}": r["r2_mean"] for r in sweep}
+        summary["sweep_r2_median"] = {f"{r['estimator']}@{r['observed_frac']}": r["r2_median"] for r in sweep}
     if data is None and "gsi" in summary and {"gsi", "si_a", "si_c"} <= set(summary["gsi"]):
         g = summary["gsi"]
         summary["claim"] = {

@@ -60,7 +60,7 @@ def select_donors_naive(mask: np.ndarray, c: int, a: int, num_donors: int | None
 
 def select_donors(mask: np.ndarray, cs: np.ndarray, as_: np.ndarray, num_donors: int | None, ranks: np.ndarray,
                   max_donors: int | None = None, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """All target pairs at once: each greedy step is one (P, C) @ (C, A) overlap count.
+    """All target pairs at once: each greedy step is one sparse (P, C) @ (C, A) overlap count.
 
     mask: (C, A) bool; cs, as_: (P,) target indices; ranks: (A,) label ranks of the actions.
     Returns donors (P, K) int64 padded with -1 (pick order) and train (P, C) bool training contexts.
@@ -70,7 +70,9 @@ def select_donors(mask: np.ndarray, cs: np.ndarray, as_: np.ndarray, num_donors:
     P = len(cs)
     nd = np.inf if num_donors is None else num_donors
     md = A if max_donors is None else max_donors
-    mf = mask.astype(np.float32)  # (C, A); overlap counts are exact in float32 below 2**24
+    from scipy import sparse
+
+    mi = mask.astype(np.int32)  # (C, A)
     out_donors: list[np.ndarray] = []
     out_train = np.zeros((P, C), dtype=bool)
     tie = (A - 1 - ranks).astype(np.int64)  # larger = label sorts first
@@ -87,7 +89,9 @@ def select_donors(mask: np.ndarray, cs: np.ndarray, as_: np.ndarray, num_donors:
         nsel = np.zeros(n, dtype=np.int64)
         active = np.nonzero(rem.any(axis=1) & cur.any(axis=1))[0]
         while active.size:
-            counts = (cur[active].astype(np.float32) @ mf).astype(np.int64)  # (n_act, A) overlaps
+            # training-context sets are small after the first steps: a sparse (n_act, C) @ dense (C, A)
+            # product costs their total size times A instead of n_act * C * A
+            counts = np.asarray(sparse.csr_matrix(cur[active]) @ mi, dtype=np.int64)  # (n_act, A) overlaps
             key = np.where(rem[active], counts * A + tie, -1)
             j = key.argmax(axis=1)
             best = counts[np.arange(active.size), j]

@@ -161,14 +161,12 @@ def _energy_keep(lam: np.ndarray, energy: float, rcond: float) -> np.ndarray:
     return keep
 
 
-def _si_regress_vectorised(Y0, cs, as_, D, train, energy, rcond, chunk=2048):
-    """Batched SI regressions. Y0: (C, A, F) zeros where unmeasured; D: (P, K) donors padded -1;
-    train: (P, C) bool. Returns pred (P, F), coef (P, K), intercept (P, F-broadcast scalar (P,))."""
-    C, A, F = Y0.shape
+def _si_regress_group(Yz, cs, as_, D, train, energy, rcond, chunk=4096):
+    """Batched SI regressions for pairs sharing the donor count K. Yz: (C, A+1, F) zeros where
+    unmeasured; D: (n, K) donors; train: (n, C) bool. Returns pred (n, F), coef (n, K), intercept (n,)."""
+    C, _, F = Yz.shape
     P, K = D.shape
-    Yz = np.concatenate([Y0, np.zeros((C, 1, F))], axis=1)  # (C, A+1, F): index A is a zero column
-    Dz = np.where(D >= 0, D, A)  # (P, K)
-    Q = np.concatenate([Dz, as_[:, None]], axis=1)  # (P, K+1): donors then target
+    Q = np.concatenate([D, as_[:, None]], axis=1)  # (n, K+1): donors then target
     pred = np.zeros((P, F))
     coef = np.zeros((P, K))
     icpt = np.zeros(P)
@@ -176,32 +174,48 @@ def _si_regress_vectorised(Y0, cs, as_, D, train, energy, rcond, chunk=2048):
         sl = slice(s, s + chunk)
         tr = train[sl]
         n = tr.shape[0]
+        cnt = tr.sum(axis=1)  # training contexts per pair
         pp, ii = np.nonzero(tr)  # one row per (pair, training context), sorted by pair
+        blk = Yz[ii[:, None], Q[sl][pp]]  # (nnz, K+1, F) donor and target outcomes in context i
         G = np.zeros((n, K + 1, K + 1))
         Ssum = np.zeros((n, K + 1))
-        for t in range(0, len(pp), 8192):
-            p_, i_ = pp[t:t + 8192], ii[t:t + 8192]
-            blk = Yz[i_[:, None], Q[sl][p_]]  # (nnz, K+1, F) donor and target outcomes in context i
-            np.add.at(G, p_, blk @ blk.transpose(0, 2, 1))
-            np.add.at(Ssum, p_, blk.sum(axis=2))
-        nrow = tr.sum(axis=1) * F  # rows of the stacked regression
-        ok = nrow > 0
-        nr = np.where(ok, nrow, 1)[:, None]
+        has = cnt > 0
+        if has.any():
+            starts = (np.cumsum(cnt) - cnt)[has]
+            G[has] = np.add.reduceat(blk @ blk.transpose(0, 2, 1), starts, axis=0)
+            Ssum[has] = np.add.reduceat(blk.sum(axis=2), starts, axis=0)
+        nr = np.where(has, cnt * F, 1).astype(float)  # rows of the stacked regression
         sx, sy = Ssum[:, :K], Ssum[:, K]
-        XtX = G[:, :K, :K] - sx[:, :, None] * sx[:, None, :] / nr[:, :, None]  # centred Gram
-        Xty = G[:, :K, K] - sx * sy[:, None] / nr
+        XtX = G[:, :K, :K] - sx[:, :, None] * sx[:, None, :] / nr[:, None, None]  # centred Gram (n, K, K)
+        Xty = G[:, :K, K] - sx * sy[:, None] / nr[:, None]  # (n, K)
         if K:
             lam, V = np.linalg.eigh(XtX)
             lam, V = lam[:, ::-1], V[:, :, ::-1]
             keep = _energy_keep(lam, energy, rcond)
             inv = np.where(keep, 1.0 / np.where(keep, lam, 1.0), 0.0)
-            w = np.einsum("pkl,pl,pml,pm->pk", V, inv, V, Xty)
+            proj = (V.transpose(0, 2, 1) @ Xty[:, :, None])[:, :, 0] * inv  # (n, K) in the eigenbasis
+            w = (V @ proj[:, :, None])[:, :, 0]
         else:
             w = np.zeros((n, 0))
-        b0 = (sy - (w * sx).sum(axis=1)) / nr[:, 0]
-        Xc = Yz[cs[sl][:, None], Dz[sl]]  # (n, K, F) donors in the target context
-        pred[sl] = np.einsum("pk,pkf->pf", w, Xc) + b0[:, None]
+        b0 = (sy - (w * sx).sum(axis=1)) / nr
+        Xc = Yz[cs[sl][:, None], D[sl]]  # (n, K, F) donors in the target context
+        pred[sl] = (w[:, None, :] @ Xc)[:, 0] + b0[:, None]
         coef[sl], icpt[sl] = w, b0
+    return pred, coef, icpt
+
+
+def _si_regress_vectorised(Y0, cs, as_, D, train, energy, rcond):
+    """Batched SI regressions, pairs grouped by donor count so every batch has its exact size.
+    Y0: (C, A, F) zeros where unmeasured; D: (P, K) donors padded -1; train: (P, C) bool."""
+    C, A, F = Y0.shape
+    P, K = D.shape
+    Yz = np.concatenate([Y0, np.zeros((C, 1, F))], axis=1)  # (C, A+1, F)
+    nd = (D >= 0).sum(axis=1) if K else np.zeros(P, dtype=np.int64)
+    pred, coef, icpt = np.zeros((P, F)), np.zeros((P, K)), np.zeros(P)
+    for k in np.unique(nd):
+        idx = np.nonzero(nd == k)[0]
+        p_, w_, b_ = _si_regress_group(Yz, cs[idx], as_[idx], D[idx, :k], train[idx], energy, rcond)
+        pred[idx], coef[idx, :k], icpt[idx] = p_, w_, b_
     return pred, coef, icpt
 
 
