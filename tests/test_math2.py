@@ -421,7 +421,7 @@ def test_config_validation():
 # ------------------------------------------------------------------------------------ full run
 def full_responder(prompt, req):
     t = text_of(prompt)
-    if "Name the one mathematical skill" in t:
+    if "What mathematical skill does" in t:
         q = re.search(r"Problem: (.*)", t).group(1)
         return "SKILL: " + ("fractions" if "frac" in q else "percentages" if "%" in q else
                             "equations" if "Solve" in q else "counting" if "ways" in q else "arithmetic")
@@ -443,8 +443,8 @@ def test_run_end_to_end_writes_results(tmp_path):
     assert (tmp_path / "skills.json").exists() and res["files"]["n_exported"] == 3
     store = AnnotationStore(tmp_path / "annotations.sqlite")
     assert store.counts() == {"pending": 3}
-    path = record(res, c, tmp_path, notebook_id="math2", print_summary=False)
-    payload = json.loads(path.read_text())
+    record(res, c, tmp_path, notebook_id="math2", print_summary=False)
+    payload = json.loads((tmp_path / "results.json").read_text())
     assert payload["metrics"]["summary"]["yields"]["validation"] == 3
     assert "accuracy" in payload["metrics"]["summary"]
 

@@ -41,27 +41,27 @@ class Config:
     """sampling temperature of every generating stage (reconstruction: the paper gives none)"""
     top_p: float = 0.95
     """nucleus mass of every stage (reconstruction)"""
-    pair_max_tokens: int = 48
+    pair_max_tokens: int = 32
     """token budget of the skill-pair check"""
-    generation_max_tokens: int = 160
+    generation_max_tokens: int = 128
     """token budget of question generation (question + brief solution)"""
     n_generation_examples: int = 1
     """worked generation turns put before the real request (multi-turn exemplars; 0 = none)"""
-    attempt_max_tokens: int = 128
+    attempt_max_tokens: int = 96
     """token budget of the flaw-seeking attempted solution"""
     n_validation_votes: int = 3
     """validator samples per question; a question passes if a strict majority says Yes (reconstruction: 3)"""
-    validation_max_tokens: int = 96
+    validation_max_tokens: int = 64
     """token budget of one validator verdict"""
     n_final_solutions: int = 4
     """final-solution samples (paper: 4); the majority answer becomes the reference answer"""
-    final_max_tokens: int = 96
+    final_max_tokens: int = 64
     """token budget of one final solution"""
     drop_ties: bool = True
     """drop a question whose top answers tie (reconstruction; the paper drops 'all disagree')"""
 
     # --- evaluation
-    eval_max_tokens: int = 96
+    eval_max_tokens: int = 64
     """token budget of one evaluation answer (greedy)"""
     eval_backends: tuple[str, ...] = ()
     """extra LLM specs evaluated on seed vs generated questions (square-law points); main backend always included"""
