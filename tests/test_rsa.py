@@ -287,8 +287,8 @@ def test_run_writes_per_step_metrics_for_rsa_and_baselines(tmp_path):
     assert set(s["baselines"]) == {"majority_vote", "best_of_n_verify", "self_refine"}
     assert 0 <= s["rsa"]["mean_acc_final"] <= 1 and s["rsa"]["unparsed_frac"] == 0
     from workbench.results import record
-    path = record(res, cfg, tmp_path / "out", notebook_id="rsa", print_summary=False)
-    data = json.loads(path.read_text())
+    record(res, cfg, tmp_path / "out", notebook_id="rsa", print_summary=False)
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert data["metrics"]["rsa"]["steps"][2]["step"] == 3
     assert (tmp_path / "ck" / "rsa_k2_step003.json").exists() and (tmp_path / "ck" / "self_refine_step003.json").exists()
     # resume of the whole run generates only the shared first-generation pool again
