@@ -1,0 +1,76 @@
+"""Configuration of the DEL GFlowNet notebook (small CPU defaults)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    """seed of the experiment"""
+    blocks_csv: str = ""
+    """CSV of building blocks (columns cycle,id,smiles); empty = the built-in three-cycle set"""
+    n_blocks_per_cycle: int = 24
+    """blocks drawn (seeded) from each cycle of the set; 0 = use all"""
+    quota_per_cycle: int = 3
+    """blocks chosen per cycle in a library (|L(x)| = quota ** n_cycles)"""
+    labelled_csv: str = ""
+    """labelled molecules (columns smiles,label); empty = proxy labels (QEPPI + Rule of Four)"""
+    n_label_molecules: int = 1200
+    """proxy-labelled set: random products of the building-block set"""
+    qeppi_threshold: float = 0.75
+    """proxy label: QEPPI at least this (reconstruction)"""
+    ro4_min: int = 3
+    """proxy label: at least this many of the four Rule-of-Four criteria (reconstruction)"""
+    features: str = "ecfp+desc"
+    """RF / MLP features: ecfp, desc or ecfp+desc"""
+    n_bits: int = 2048
+    """ECFP4 length"""
+    models: str = "rf,mlp,gnn"
+    """PPI classifiers to compare (comma-separated: rf, mlp, gnn)"""
+    reward_model: str = "rf"
+    """classifier whose p defines the reward (one of models)"""
+    test_frac: float = 0.2
+    """scaffold-split test fraction"""
+    rf_trees: int = 200
+    """random-forest trees"""
+    gnn_epochs: int = 15
+    """GIN training epochs"""
+    beta: float = 20.0
+    """reward scale: log R(x) = beta * mean p over L(x) (reconstruction)"""
+    max_products: int = 1000
+    """libraries larger than this are scored on a seeded sample of products"""
+    failure_policy: str = "exclude"
+    """failed syntheses: exclude from L(x) or score them zero"""
+    n_clusters_per_cycle: int = 4
+    """hierarchical action space: ECFP4-Jaccard agglomerative clusters per cycle"""
+    gflownets: str = "flat:tb,flat:db,hierarchical:tb"
+    """GFlowNets to train, action_space:objective (flat|hierarchical : tb|db)"""
+    n_iterations: int = 120
+    """training iterations per GFlowNet"""
+    batch_size: int = 16
+    """trajectories per iteration"""
+    lr: float = 1e-3
+    """policy learning rate"""
+    lr_logz: float = 0.1
+    """log Z learning rate (TB)"""
+    tb_init_logz_estimate: bool = True
+    """start TB's log Z at log(#libraries) + log mean R of the random libraries (else 0)"""
+    epsilon: float = 0.0
+    """epsilon-greedy exploration while training (0 = on-policy)"""
+    hidden: int = 128
+    """policy MLP width"""
+    n_eval_samples: int = 64
+    """libraries sampled from each trained GFlowNet and from the random baseline"""
+    sa_chains: int = 16
+    """simulated-annealing chains (its budget matches one GFlowNet's training evaluations)"""
+    top_k: int = 10
+    """top-k reward over distinct libraries"""
+    mode_quantile: float = 0.95
+    """a mode needs mean p above this quantile of random libraries' mean p"""
+    mode_min_distance: float = 0.5
+    """modes are at least this Jaccard distance apart"""
+    n_diversity_molecules: int = 150
+    """products drawn per method for molecule diversity"""
+    torch_threads: int = 1
+    """torch threads inside run() (1 is fastest for these small networks on a shared CPU)"""
