@@ -39,7 +39,7 @@ def sweep_figure(results: dict) -> go.Figure:
 
 
 def mc_figure(results: dict) -> go.Figure:
-    """Monte Carlo relative error vs sample size, with the exact-variance prediction sqrt(trace/n)/||E g|| dashed."""
+    """Monte Carlo error ||mean_n - E g|| / ||grad KL|| vs sample size; dashed: sqrt(trace Cov(g)/n) / ||grad KL||."""
     mc = results["mc"]
     fig = go.Figure()
     for i, c in enumerate(mc["configs"]):
@@ -49,7 +49,7 @@ def mc_figure(results: dict) -> go.Figure:
         fig.add_scatter(x=mc["n"], y=c["predicted"], mode="lines", line=dict(color=color, dash="dash"),
                         showlegend=False, legendgroup=c["config"])
     fig.update_layout(title="Monte Carlo error vs n (dashed: predicted from the exact variance)",
-                      xaxis=dict(title="samples n", type="log"), yaxis=dict(title="relative error", type="log"),
+                      xaxis=dict(title="samples n", type="log"), yaxis=dict(title="||mean_n - E g|| / ||grad KL||", type="log"),
                       height=420)
     return fig
 
