@@ -149,3 +149,11 @@ def test_run_smoke_scripted():
     assert {r["n"] for r in res["sweep"]} == {3, 5}
     with pytest.raises(ValueError, match="unknown agents"):
         ab.run(ab.Config(agents=("oracle",)))
+
+
+def test_baselines_refuse_social_hops_above_one():
+    o = ab.Oracle("social", ab.random_social_graph(4, 0.5, make_rng(0)), hops=2)
+    with pytest.raises(ValueError, match="hops=1"):
+        ab.run_episodes(ab.OnePerNodeAgent(), [o], 3, 0)
+    with pytest.raises(ValueError, match="hops=1"):
+        ab.run(ab.Config(hops=2, agents=("random",)))

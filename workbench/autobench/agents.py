@@ -136,6 +136,10 @@ class _Baseline:
     def act(self, states: list[EpisodeState]) -> list[Action]:
         out = []
         for s in states:
+            if s.setting == "social" and s.hops != 1:
+                # with hops > 1 the observations give a distance-threshold relation, not the friendship
+                # graph; turning it back into a graph is not implemented for the baselines
+                raise ValueError("the algorithmic baselines support the social setting with hops=1 only")
             kn = Knowledge(s)
             i = int(self.choose(s, kn))
             just = f"Hypothesis from the evidence ({kn.evidence_text(s.names, s.history)}). Next probe: {s.names[i]}."

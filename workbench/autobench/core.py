@@ -26,6 +26,8 @@ def _check(cfg: Config) -> None:
         raise ValueError("graph sizes must be between 2 and 26")
     if cfg.llm_graphs_per_size > cfg.graphs_per_size and "llm" in cfg.agents:
         raise ValueError("llm_graphs_per_size must be <= graphs_per_size (the LLM plays the first graphs)")
+    if cfg.hops != 1 and "social" in cfg.settings and any(a in BASELINES for a in cfg.agents):
+        raise ValueError("the algorithmic baselines support the social setting with hops=1 only")
     if cfg.max_rounds < 1 or cfg.llm_max_rounds < 1 or cfg.graphs_per_size < 1:
         raise ValueError("round budgets and graphs_per_size must be >= 1")
 
