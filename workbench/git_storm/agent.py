@@ -1,0 +1,126 @@
+"""Actor-critic trained in imagination (STORM / DreamerV3 recipe).
+
+Policy and critic read s = [z_k (flat), h_{k-1}]. Per update: lambda-returns R_k from imagined rewards,
+continuation flags and critic values; advantages (R_k - V(s_k)) / max(1, P95(R) - P5(R)) with the two
+percentiles tracked by an EMA (decay 0.99); REINFORCE actor loss with an entropy bonus; the critic
+regresses R_k as a symlog two-hot distribution, plus a regulariser towards an EMA ("slow") critic.
+
+Continuous actions (reconstruction, the papers' continuous actor is not specified here): a Gaussian
+with tanh-squashed mean and a learned std in [0.1, 1], samples clipped to [-1, 1], trained by the same
+REINFORCE loss.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .nets import TwoHot, mlp
+
+
+def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, continues: torch.Tensor,
+                   gamma: float, lam: float) -> torch.Tensor:
+    """TD(lambda) returns. rewards, continues (B, H); values (B, H+1) -> returns (B, H).
+
+    R_k = r_k + gamma * c_k * ((1 - lam) * V_{k+1} + lam * R_{k+1}),  R_H = V_H.
+
+    >>> r = torch.tensor([[1.0, 1.0]]); v = torch.zeros(1, 3); c = torch.ones(1, 2)
+    >>> lambda_returns(r, v, c, gamma=0.5, lam=1.0).tolist()
+    [[1.5, 1.0]]
+    """
+    if values.shape[1] != rewards.shape[1] + 1:
+        raise ValueError(f"values need horizon+1 steps: {tuple(values.shape)} vs rewards {tuple(rewards.shape)}")
+    H = rewards.shape[1]
+    out = torch.empty_like(rewards)
+    nxt = values[:, -1]
+    for k in reversed(range(H)):
+        nxt = rewards[:, k] + gamma * continues[:, k] * ((1 - lam) * values[:, k + 1] + lam * nxt)
+        out[:, k] = nxt
+    return out
+
+
+class ReturnNorm:
+    """EMA of the 5th and 95th return percentiles; ``scale`` = max(1, P95 - P5)."""
+
+    def __init__(self, decay: float = 0.99):
+        self.decay, self.low, self.high = decay, None, None
+
+    def update(self, returns: torch.Tensor) -> float:
+        flat = returns.detach().flatten().float()
+        lo, hi = float(torch.quantile(flat, 0.05)), float(torch.quantile(flat, 0.95))
+        if self.low is None:
+            self.low, self.high = lo, hi
+        else:
+            self.low = self.decay * self.low + (1 - self.decay) * lo
+            self.high = self.decay * self.high + (1 - self.decay) * hi
+        return self.scale
+
+    @property
+    def scale(self) -> float:
+        return 1.0 if self.low is None else max(1.0, self.high - self.low)
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, feat_dim: int, action_dim: int, continuous: bool, cfg):
+        super().__init__()
+        self.cfg, self.action_dim, self.continuous = cfg, action_dim, continuous
+        out = 2 * action_dim if continuous else action_dim
+        self.actor = mlp(feat_dim, cfg.ac_hidden, out, cfg.ac_layers)
+        self.critic = mlp(feat_dim, cfg.ac_hidden, cfg.reward_bins, cfg.ac_layers)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.twohot = TwoHot(cfg.reward_bins)
+        self.norm = ReturnNorm(cfg.ret_norm_decay)
+        self.opt = torch.optim.Adam(list(self.actor.parameters()) + list(self.critic.parameters()),
+                                    lr=cfg.ac_lr, eps=1e-5)
+
+    def dist(self, feat: torch.Tensor):
+        out = self.actor(feat)
+        if self.continuous:
+            mean, std = out.chunk(2, -1)
+            std = 0.1 + 0.9 * torch.sigmoid(std)
+            return torch.distributions.Independent(torch.distributions.Normal(torch.tanh(mean), std), 1)
+        return torch.distributions.Categorical(logits=out)
+
+    @torch.no_grad()
+    def act(self, feat: torch.Tensor, generator: torch.Generator | None = None, greedy: bool = False):
+        """feat (B, F) -> actions (B,) long or (B, A) float."""
+        d = self.dist(feat)
+        if self.continuous:
+            a = d.base_dist.loc if greedy else d.base_dist.loc + d.base_dist.scale * torch.randn(
+                d.base_dist.loc.shape, generator=generator)
+            return a.clamp(-1, 1)
+        if greedy:
+            return d.probs.argmax(-1)
+        return torch.multinomial(d.probs, 1, generator=generator).squeeze(-1)
+
+    def update(self, feat: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
+               continues: torch.Tensor) -> dict:
+        """feat (B, H+1, F), actions (B, H[, A]), rewards and continues (B, H) from imagination."""
+        cfg = self.cfg
+        feat = feat.detach()
+        d = self.dist(feat[:, :-1])
+        logp = d.log_prob(actions)  # (B, H)
+        entropy = d.entropy()  # (B, H)
+        critic_logits = self.critic(feat)  # (B, H+1, bins)
+        with torch.no_grad():
+            values = self.twohot.decode(critic_logits)  # (B, H+1)
+            slow_values = self.twohot.decode(self.slow_critic(feat))
+            returns = lambda_returns(rewards, values, continues, cfg.gamma, cfg.lam)  # (B, H)
+            scale = self.norm.update(returns)
+            adv = (returns - values[:, :-1]) / scale
+        actor_loss = -(logp * adv).mean() - cfg.entropy_coef * entropy.mean()
+        value_loss = self.twohot.loss(critic_logits[:, :-1], returns)
+        slow_reg = self.twohot.loss(critic_logits[:, :-1], slow_values[:, :-1])
+        loss = actor_loss + value_loss + slow_reg
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(list(self.actor.parameters()) + list(self.critic.parameters()), 100.0)
+        self.opt.step()
+        with torch.no_grad():
+            for p, q in zip(self.slow_critic.parameters(), self.critic.parameters()):
+                p.mul_(cfg.slow_critic_decay).add_((1 - cfg.slow_critic_decay) * q)
+        return {"actor_loss": actor_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.mean().item(),
+                "imagined_return": float(returns[:, 0].mean()), "imagined_reward": float(rewards.mean()),
+                "return_scale": float(scale)}

@@ -1,0 +1,186 @@
+"""Environments through gymnasium, all returning channel-first uint8 RGB frames (3, S, S).
+
+- ``minatar:<game>`` (breakout, asterix, freeway, seaquest, space_invaders): MinAtar's 10x10xK boolean
+  planes painted with a fixed palette (one colour per object channel, later channels on top) and
+  upsampled by ``cfg.minatar_scale`` (nearest): frames (3, 10*scale, 10*scale); sticky actions
+  ``cfg.minatar_sticky``; minimal action set.
+- ``atari:<Game>`` (ALE via ale-py, ROMs in the wheel): ``ALE/<Game>-v5`` with frameskip 1 and
+  gymnasium's ``AtariPreprocessing`` (frame skip ``cfg.atari_frame_skip`` with max-pooling of the last
+  two frames, resize to ``cfg.atari_size``, RGB, no no-op starts) as in STORM's wrappers;
+  ``info["life_loss"]`` flags a lost life (STORM stores it as a termination).
+- ``dmc:<domain>-<task>`` (dm-control, optional extra ``dmc``): pixels from camera 0 at
+  ``cfg.dmc_size``, action repeat ``cfg.dmc_action_repeat``, actions in [-1, 1]^A.
+
+Every env is wrapped in a time limit of ``cfg.max_episode_steps`` (truncation).
+"""
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+import numpy as np
+
+MINATAR_GAMES = ("breakout", "asterix", "freeway", "seaquest", "space_invaders")
+# one colour per object channel (MinAtar has at most 10 channels); background black
+_PALETTE = np.array([
+    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+    [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 190]], dtype=np.uint8)
+
+
+def minatar_to_rgb(state: np.ndarray, scale: int = 1) -> np.ndarray:
+    """MinAtar planes (10, 10, K) bool -> RGB (3, 10*scale, 10*scale) uint8 (last active channel wins).
+
+    >>> s = np.zeros((10, 10, 2), bool); s[0, 0, 1] = True
+    >>> img = minatar_to_rgb(s, 2); img.shape, img[:, 0, 0].tolist(), img[:, 2, 2].tolist()
+    ((3, 20, 20), [60, 180, 75], [0, 0, 0])
+    """
+    k = state.shape[-1]
+    if k > len(_PALETTE):
+        raise ValueError(f"at most {len(_PALETTE)} channels supported, got {k}")
+    ids = np.where(state.any(-1), k - 1 - np.argmax(state[..., ::-1], -1), -1)  # last active channel
+    rgb = np.zeros(state.shape[:2] + (3,), np.uint8)
+    on = ids >= 0
+    rgb[on] = _PALETTE[ids[on]]
+    if scale > 1:
+        rgb = rgb.repeat(scale, 0).repeat(scale, 1)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+class MinAtarRGB(gym.Env):
+    """MinAtar game as a gymnasium env with RGB frames (see the module docstring)."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, game: str, scale: int = 2, sticky: float = 0.1):
+        from minatar import Environment
+
+        if game not in MINATAR_GAMES:
+            raise ValueError(f"unknown MinAtar game {game!r}; choose from {MINATAR_GAMES}")
+        self.game = Environment(game, sticky_action_prob=sticky)
+        self.scale = scale
+        self.actions = list(self.game.minimal_action_set())
+        self.action_space = gym.spaces.Discrete(len(self.actions))
+        self.observation_space = gym.spaces.Box(0, 255, (3, 10 * scale, 10 * scale), np.uint8)
+        self.render_mode = "rgb_array"
+
+    def _obs(self):
+        return minatar_to_rgb(self.game.state(), self.scale)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.game.seed(int(seed) % (2 ** 31))
+        self.game.reset()
+        return self._obs(), {}
+
+    def step(self, action):
+        reward, done = self.game.act(self.actions[int(action)])
+        return self._obs(), float(reward), bool(done), False, {}
+
+    def render(self):
+        return self._obs().transpose(1, 2, 0)
+
+
+class LifeLossInfo(gym.Wrapper):
+    """Adds ``info["life_loss"]`` (bool): the ALE life counter dropped on this step."""
+
+    def reset(self, **kw):
+        obs, info = self.env.reset(**kw)
+        self.lives = self.env.unwrapped.ale.lives()
+        info["life_loss"] = False
+        return obs, info
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        lives = self.env.unwrapped.ale.lives()
+        info["life_loss"] = bool(lives < self.lives)
+        self.lives = lives
+        return obs, r, term, trunc, info
+
+
+class ChannelFirst(gym.ObservationWrapper):
+    """(H, W, C) -> (C, H, W)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        h, w, c = env.observation_space.shape
+        self.observation_space = gym.spaces.Box(0, 255, (c, h, w), np.uint8)
+
+    def observation(self, obs):
+        return np.ascontiguousarray(obs.transpose(2, 0, 1))
+
+
+def make_atari(game: str, cfg) -> gym.Env:
+    import ale_py
+
+    gym.register_envs(ale_py)
+    env = gym.make(f"ALE/{game}-v5", frameskip=1, repeat_action_probability=cfg.atari_repeat_action_probability,
+                   full_action_space=False, max_episode_steps=None)
+    env = gym.wrappers.AtariPreprocessing(env, noop_max=0, frame_skip=cfg.atari_frame_skip,
+                                          screen_size=cfg.atari_size, terminal_on_life_loss=False,
+                                          grayscale_obs=False, scale_obs=False)
+    return ChannelFirst(LifeLossInfo(env))
+
+
+class DMCPixels(gym.Env):
+    """dm-control suite task from pixels: frames (3, S, S) uint8, Box actions in [-1, 1]^A."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, domain: str, task: str, size: int = 64, action_repeat: int = 2, seed: int = 0):
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        try:
+            from dm_control import suite
+        except ImportError as e:
+            raise ImportError("DeepMind Control needs the `dmc` extra: pip install -e '.[dmc]' "
+                              "(dm-control with mujoco==3.17.0; headless rendering with MUJOCO_GL=egl or "
+                              "osmesa)") from e
+        self._suite, self.domain, self.task = suite, domain, task
+        self.size, self.repeat = size, action_repeat
+        self.env = suite.load(domain, task, task_kwargs={"random": seed})
+        spec = self.env.action_spec()
+        self.low, self.high = spec.minimum, spec.maximum
+        self.action_space = gym.spaces.Box(-1.0, 1.0, spec.shape, np.float32)
+        self.observation_space = gym.spaces.Box(0, 255, (3, size, size), np.uint8)
+        self.render_mode = "rgb_array"
+
+    def _frame(self):
+        img = self.env.physics.render(self.size, self.size, camera_id=0)
+        return np.ascontiguousarray(img.transpose(2, 0, 1))
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.env = self._suite.load(self.domain, self.task, task_kwargs={"random": int(seed)})
+        self.env.reset()
+        return self._frame(), {}
+
+    def step(self, action):
+        a = self.low + (np.clip(action, -1, 1) + 1) / 2 * (self.high - self.low)
+        reward = 0.0
+        for _ in range(self.repeat):
+            ts = self.env.step(a)
+            reward += ts.reward or 0.0
+            if ts.last():
+                break
+        # DMC episodes end by time limit only: truncation, never termination
+        return self._frame(), float(reward), False, bool(ts.last()), {}
+
+
+def make_env(spec: str, cfg, seed: int | None = None) -> gym.Env:
+    """Build the env named by ``spec`` (see the module docstring), wrapped in a time limit."""
+    if ":" not in spec:
+        raise ValueError(f"env spec must look like 'minatar:breakout', 'atari:Pong' or 'dmc:walker-walk', got {spec!r}")
+    kind, name = spec.split(":", 1)
+    if kind == "minatar":
+        env = MinAtarRGB(name, cfg.minatar_scale, cfg.minatar_sticky)
+    elif kind == "atari":
+        env = make_atari(name, cfg)
+    elif kind == "dmc":
+        if "-" not in name:
+            raise ValueError(f"dmc spec is 'dmc:<domain>-<task>', got {spec!r}")
+        domain, task = name.split("-", 1)
+        env = DMCPixels(domain, task.replace("-", "_"), cfg.dmc_size, cfg.dmc_action_repeat, seed or 0)
+    else:
+        raise ValueError(f"unknown env kind {kind!r} in {spec!r} (minatar, atari, dmc)")
+    return gym.wrappers.TimeLimit(env, cfg.max_episode_steps)
