@@ -93,7 +93,7 @@ def test_invalid_pairs_rejected_and_unreadable_verdict_counted():
             return "I like turtles"  # unreadable
         return "# FINAL ANSWER: Yes"
     llm = load_llm("scripted", responses=make_responder(pair=pair), cache="off")
-    out = run_pipeline(toy_repo(), llm, cfg(), progress=False)
+    out = run_pipeline(toy_repo(), llm, cfg(reject_unreadable_pairs=True), progress=False)
     by = {tuple(sorted(c["skills"])): c for c in out["candidates"]}
     assert by[("fractions", "percentages")]["dropped_at"] == "pair_validation"
     assert "too similar" in by[("fractions", "percentages")]["reason"]
@@ -103,6 +103,13 @@ def test_invalid_pairs_rejected_and_unreadable_verdict_counted():
     assert out["yields"]["pair_validation"] == 1
     # rejected pairs never reach the generator
     assert len(llm.calls[1]) == 1 and "area" in text_of(llm.calls[1][0]) and "percentages" in text_of(llm.calls[1][0])
+    # default: only an explicit "too similar" rejects; the unreadable verdict lets its pair through, counted
+    out = run_pipeline(toy_repo(), load_llm("scripted", responses=make_responder(pair=pair), cache="off"), cfg(),
+                       progress=False)
+    by = {tuple(sorted(c["skills"])): c for c in out["candidates"]}
+    assert by[("area", "fractions")]["status"] == "kept"
+    assert by[("area", "fractions")]["stages"]["pair_validation"]["decision"] == "unreadable"
+    assert out["unparsed"]["pair_validation"] == 1 and out["yields"]["pair_validation"] == 2
 
 
 def test_malformed_generation_dropped_and_counted():

@@ -43,6 +43,9 @@ class Config:
     """nucleus mass of every stage (reconstruction)"""
     pair_max_tokens: int = 32
     """token budget of the skill-pair check"""
+    reject_unreadable_pairs: bool = False
+    """drop a pair whose similarity verdict cannot be read (reconstruction: by default only an explicit
+    'too similar' rejects, since the stage exists to catch similar pairs)"""
     generation_max_tokens: int = 128
     """token budget of question generation (question + brief solution)"""
     n_generation_examples: int = 1

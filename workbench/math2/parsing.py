@@ -79,7 +79,10 @@ def parse_skill_label(text: str, max_words: int = 8) -> str | None:
     m2 = re.search(r"<skill>(.*?)</skill>", text, flags=re.I | re.S)
     if m2:
         cands.append(m2.group(1))
-    if not cands:  # no SKILL line and no tag: the last line is the best guess
+    if not cands:  # no SKILL line and no tag: a skill phrase in the prose, then the last line
+        phrase = skill_phrase(text)
+        if phrase:
+            cands.append(phrase)
         cands.append(_last_nonempty_line(text))
     for c in cands:
         c = c.splitlines()[0] if c.strip() else ""
@@ -87,6 +90,35 @@ def parse_skill_label(text: str, max_words: int = 8) -> str | None:
         if lab and lab not in ("skill name", "skill") and 1 <= len(lab.split()) <= max_words:
             return lab
     return None
+
+
+_PHRASE = re.compile(r"\b(?:requires|tests|involves|uses|is about|example of|problem of|skills? (?:is|of|needed is))\s+(.+)",
+                     re.I | re.S)
+_FILLER = re.compile(r"^(?:(?:a|an|the|basic|some|combination of|classic|example of|understanding of|knowledge of|"
+                     r"good|strong|solid|use of|the skill of|skill of)\s+)+", re.I)
+_TRAILING = {"a", "an", "the", "and", "or", "of", "to", "for", "with", "in", "on", "by", "is", "that"}
+
+
+def skill_phrase(text: str, max_words: int = 5) -> str | None:
+    """A skill phrase from prose like "This problem requires a combination of algebraic thinking ...":
+    the words after requires/tests/involves/example of..., fillers and dangling words removed.
+
+    >>> skill_phrase("This problem is a classic example of a lateral thinking puzzle, and so on")
+    'lateral thinking puzzle'
+    >>> skill_phrase("This problem requires a combination of algebraic thinking and basic fraction man")
+    'algebraic thinking and basic fraction'
+    >>> skill_phrase("no phrase here") is None
+    True
+    """
+    m = _PHRASE.search(text or "")
+    if not m:
+        return None
+    rest = re.split(r"[.,;:!?\n(]", m.group(1))[0]
+    rest = _FILLER.sub("", rest.strip())
+    words = rest.split()[:max_words]
+    while words and words[-1].lower() in _TRAILING:
+        words.pop()
+    return " ".join(words) or None
 
 
 _FINAL = re.compile(r"final\s*answer\s*[:\-]?\s*[*#\s]*\b(yes|no)\b", re.I)

@@ -1,7 +1,7 @@
 """The MATH^2 question pipeline, stage by stage (Shah et al., arXiv 2407.21009, Sec. 2):
 
 1. skill-pair validation: the model judges whether two coarse skills are too similar; similar pairs
-   are rejected;
+   are rejected (an unreadable verdict rejects only with ``reject_unreadable_pairs``);
 2. question generation: a question plus brief solution needing both skills, prompted with each
    skill's exemplars and a worked generation turn placed before the request (multi-turn exemplar);
 3. attempted solution by a "defeatist" solver that hunts for flaws in the question;
@@ -16,7 +16,8 @@ Each candidate keeps every stage's prompt, raw outputs, parsed values and decisi
 see why it was kept or dropped. Each stage is ONE batched ``generate`` call over all live candidates.
 
 Reconstruction (the paper is silent): sampling temperatures, the number of validator votes (3), the
-tie rule of the final vote (``drop_ties``), treating unreadable verdicts as "No", and the exact prompt
+tie rule of the final vote (``drop_ties``), unreadable validator verdicts counting as "No", unreadable pair
+verdicts letting the pair through (``reject_unreadable_pairs``), and the exact prompt
 wording (the paper's prompts are long GPT-4/Claude prompts; ours are short rewrites of their rubric).
 """
 from __future__ import annotations
@@ -152,9 +153,12 @@ def run_pipeline(repo: dict, llm, cfg, *, progress: bool = True) -> dict[str, An
             v = parse_yes_no(comp.text)
             unparsed["pair_validation"] += v is None
             c["stages"]["pair_validation"] = {"prompt": p, "raw": [comp.text], "parsed": v,
-                                              "decision": "distinct" if v else ("too_similar" if v is False else "unparsed")}
-            if v is not True:
-                _drop(c, "pair_validation", "skills judged too similar" if v is False else "pair verdict unreadable")
+                                              "decision": "distinct" if v else ("too_similar" if v is False else
+                                                                                "unreadable")}
+            if v is False:
+                _drop(c, "pair_validation", "skills judged too similar")
+            elif v is None and cfg.reject_unreadable_pairs:
+                _drop(c, "pair_validation", "pair verdict unreadable")
     yields["pair_validation"] = len(live())
     bar.update()
 
