@@ -47,11 +47,11 @@ class Config:
     variants: tuple = ("prima", "glamm")
     """which variants to train and evaluate: prima = query module, glamm = all image tokens to the LM"""
     # ---- training ---------------------------------------------------------------------------
-    steps: int = 300
+    steps: int = 150
     """optimizer steps per variant"""
     batch_size: int = 16
     """items per minibatch"""
-    lr: float = 2e-3
+    lr: float = 6e-3
     """AdamW learning rate (cosine decay to 10%, 20 warm-up steps)"""
     weight_decay: float = 0.01
     """AdamW weight decay"""

@@ -122,6 +122,7 @@ def run(cfg: Config | None = None, *, progress: bool = True) -> dict:
             m = r["metrics"]
             summary[v] = {"giou": m["giou"], "ciou": m["ciou"], "miou": m["miou"], "recall": m["recall"],
                           "answer_acc": m["answer_acc"], "seg_count_acc": m["seg_count_acc"],
+                          "teacher_forced_giou": m["teacher_forced_giou"],
                           "mflops_per_sample": r["flops"]["per_sample"] / 1e6,
                           "loss_first10": float(np.mean(r["history"]["loss"][:10])),
                           "loss_last10": float(np.mean(r["history"]["loss"][-10:]))}

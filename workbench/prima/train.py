@@ -223,7 +223,27 @@ def evaluate(model, items, vocab, cfg: Config) -> dict:
                         "pred_phrases": p["pred_phrases"], "true_masks": list(it.set_masks()),
                         "true_phrases": seg_phrases(it.answer), "answer_correct": p["answer"] == true_text})
     metrics = evaluate_predictions(records, cfg.iou_threshold, cfg.text_threshold, cfg.text_similarity)
+    metrics["overall"]["teacher_forced_giou"] = teacher_forced_giou(model, items, vocab, cfg)
     return {"metrics": metrics, "predictions": preds}
+
+
+@torch.inference_mode()
+def teacher_forced_giou(model, items, vocab, cfg: Config, batch_size: int = 64) -> float:
+    """gIoU of the masks decoded from the [SEG] states of the *true* answer (diagnostic that
+    separates the mask path from answer generation)."""
+    from .metrics import giou_ciou
+
+    pairs = []
+    for s in range(0, len(items), batch_size):
+        b = Batch(items[s: s + batch_size], vocab)
+        _, hid, dense = model(b.images, b.question, b.q_pad, b.inp, b.pad)
+        bi, pos = seg_positions(b.inp, b.seg_id)
+        if not len(bi):
+            continue
+        thr = 1 / (1 + math.exp(-cfg.mask_threshold))
+        pm = (model.masks_from_hidden(hid[bi, pos], dense, bi).sigmoid() > thr).numpy()
+        pairs += list(zip(pm, torch.cat(b.masks).numpy()))
+    return giou_ciou(pairs)["giou"] if pairs else float("nan")
 
 
 # ---------------------------------------------------------------------------------------------
