@@ -17,7 +17,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export MPLBACKEND ?= Agg
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: install demo test test-fast test-slow test-vllm test-browser bench notebooks clean-runs help
+.PHONY: install demo test test-unit test-slow test-vllm test-browser bench notebooks clean-runs help
 
 help:
 	@echo "make demo | make test | make test-slow | make test-vllm | make test-browser | make bench"
@@ -43,8 +43,12 @@ install: $(STAMP)
 demo: install
 	$(BIN)/workbench run all --summary
 
+NBVAL := --nbval-lax --nbval-current-env --sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=1200
 test: install
-	$(BIN)/python -m pytest -q -m "not slow and not vllm and not browser" -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not vllm and not browser" tests notebooks $(NBVAL) $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not vllm and not browser" tests $(PYTEST_ARGS)
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m "slow" -p no:cacheprovider $(PYTEST_ARGS)

@@ -9,7 +9,9 @@ Each completion's ``index`` names its prompt and ``sample`` its draw.
 
 Seeds: ``seeds[i]`` (or ``params.seed`` when ``seeds`` is None) fixes prompt i's draws; sample j of
 a seeded request uses ``derive_seed(seed, j)``, so a request's text does not depend on the batch it
-rides in (for backends that support per-request seeds; see each backend's docstring).
+rides in (for backends that support per-request seeds; see each backend's docstring). As in vLLM,
+``params.seed`` is shared by every prompt of the call: two identical prompts with the same seed give
+identical draws; use ``n`` or distinct ``seeds=`` for independent draws.
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ class SamplingParams:
     """stop strings; the completion text is cut before the first one found"""
     logprobs: bool = False
     """return the chosen tokens' log-probabilities (transformers, vllm, openai)"""
+    ignore_eos: bool = False
+    """keep generating past end-of-sequence up to max_tokens (benchmarks; vLLM's ignore_eos)"""
 
     def __post_init__(self):
         if self.temperature < 0:

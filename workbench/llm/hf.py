@@ -157,7 +157,7 @@ class TransformersLLM(Backend):
                 keep = []
                 for j, r in enumerate(active):
                     t = int(chosen[j])
-                    if t in self.eos_ids:
+                    if t in self.eos_ids and not params.ignore_eos:
                         finish[r] = "stop"
                         continue
                     new_tokens[r].append(t)

@@ -87,6 +87,8 @@ class OpenAIBackend(Backend):
             body["seed"] = r.seed % (2**31)
         if params.stop:
             body["stop"] = list(params.stop)
+        if params.ignore_eos:
+            body["ignore_eos"] = True  # vLLM / llama.cpp servers extension
         use_chat = self.options["chat"] or not isinstance(r.prompt, str)
         if use_chat:
             body["messages"] = as_chat(r.prompt)

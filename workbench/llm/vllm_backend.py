@@ -75,7 +75,8 @@ class VLLMBackend(Backend):
         SP = self._vllm.SamplingParams
         sps = [SP(temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens, n=1,
                   seed=(r.seed % 2**31) if (r.seed is not None and self.options["per_request_seed"]) else None,
-                  stop=list(params.stop) or None, logprobs=0 if params.logprobs else None)
+                  stop=list(params.stop) or None, logprobs=0 if params.logprobs else None,
+                  ignore_eos=params.ignore_eos)
                for r in requests]
         t0 = time.perf_counter()
         outs = self.engine.generate([self._render(r.prompt) for r in requests], sps, use_tqdm=False)
