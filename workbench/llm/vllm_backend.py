@@ -58,6 +58,7 @@ class VLLMBackend(Backend):
             pass
         if self.options["per_request_seed"] is None:
             self.options["per_request_seed"] = not on_cpu
+        self.per_request_seeds = self.options["per_request_seed"]
         if not self.options["per_request_seed"] and cache is not None:
             self.cache = None  # outputs depend on call order: never cache them
 
