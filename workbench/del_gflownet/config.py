@@ -10,13 +10,13 @@ class Config:
     """seed of the experiment"""
     blocks_csv: str = ""
     """CSV of building blocks (columns cycle,id,smiles); empty = the built-in three-cycle set"""
-    n_blocks_per_cycle: int = 24
+    n_blocks_per_cycle: int = 16
     """blocks drawn (seeded) from each cycle of the set; 0 = use all"""
     quota_per_cycle: int = 3
     """blocks chosen per cycle in a library (|L(x)| = quota ** n_cycles)"""
     labelled_csv: str = ""
     """labelled molecules (columns smiles,label); empty = proxy labels (QEPPI + Rule of Four)"""
-    n_label_molecules: int = 1200
+    n_label_molecules: int = 800
     """proxy-labelled set: random products of the building-block set"""
     qeppi_threshold: float = 0.75
     """proxy label: QEPPI at least this (reconstruction)"""
@@ -32,9 +32,9 @@ class Config:
     """classifier whose p defines the reward (one of models)"""
     test_frac: float = 0.2
     """scaffold-split test fraction"""
-    rf_trees: int = 200
+    rf_trees: int = 100
     """random-forest trees"""
-    gnn_epochs: int = 15
+    gnn_epochs: int = 10
     """GIN training epochs"""
     beta: float = 20.0
     """reward scale: log R(x) = beta * mean p over L(x) (reconstruction)"""
@@ -46,11 +46,11 @@ class Config:
     """hierarchical action space: ECFP4-Jaccard agglomerative clusters per cycle"""
     gflownets: str = "flat:tb,flat:db,hierarchical:tb"
     """GFlowNets to train, action_space:objective (flat|hierarchical : tb|db)"""
-    n_iterations: int = 120
+    n_iterations: int = 150
     """training iterations per GFlowNet"""
     batch_size: int = 16
     """trajectories per iteration"""
-    lr: float = 1e-3
+    lr: float = 3e-3
     """policy learning rate"""
     lr_logz: float = 0.1
     """log Z learning rate (TB)"""
