@@ -14,7 +14,7 @@ Here every block keeps its role and interface but is small and trained from scra
 - ``QueryModule``: Q learnable queries; each layer does self-attention over [queries; instruction
   tokens] (InstructBLIP-style instruction awareness), then cross-attention from the queries to the
   concatenated tokens of all N images, then an MLP; outputs (B, Q, D) visual tokens for the LM.
-- ``LanguageDecoder``: causal pre-LN transformer over [visual prefix; [BOS] question [SEP]; answer].
+- language decoder (``lm`` blocks + ``head``): causal pre-LN transformer over [visual prefix; [BOS] question [SEP]; answer].
 - ``MaskDecoder`` (SAM decoder stand-in): the projected [SEG] state is a prompt token that attends to
   each image's dense features, then a dot product with the upsampled features gives per-image mask
   logits, so one [SEG] yields a mask over the whole image set (empty in images without the object).
