@@ -49,6 +49,9 @@ class Config:
     """GSI: energy fraction defining the span of the feature slices (1.0 = numerical rank) -- reconstruction"""
     gsi_ranks: tuple[int, int] | None = None
     """GSI: known latent ranks (r, s) instead of the energy rule -- reconstruction"""
+    gsi_min_leverage: float = 0.02
+    """GSI: fall back to SI-A when the target's leverage on the estimated null space is below this
+    (caps the weights' squared norm at 1/leverage - 1) -- reconstruction"""
     two_way: str = "average"
     """two-way mean: average of context and action means (public code) or additive"""
     parafac_rank: int = 6
@@ -57,6 +60,8 @@ class Config:
     """maximum ALS iterations of PARAFAC"""
     sweep_fracs: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5, 0.7)
     """observed fractions of the sparsity sweep (on the gsi model)"""
+    sweep_patterns: tuple[str, ...] = ("block", "random")
+    """sparsity patterns of the sweep (block keeps n_full_contexts fully measured contexts)"""
     sweep_estimators: tuple[str, ...] = ("si_a", "si_c", "gsi", "mean_over_actions", "fixed_effect")
     """estimators run in the sweep"""
     explorer_model: str = "gsi"

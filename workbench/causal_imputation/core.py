@@ -27,7 +27,8 @@ def impute(data: ImputationData, cs, as_, name: str, cfg: Config) -> tuple[np.nd
         return est.impute_gsi(data, cs, as_, num_donors=cfg.gsi_num_donors,
                               max_donor_actions=cfg.gsi_max_donor_actions,
                               max_donor_contexts=cfg.gsi_max_donor_contexts, energy=cfg.gsi_energy,
-                              rcond=cfg.rcond, ranks=cfg.gsi_ranks, si_kwargs=si_kw)
+                              rcond=cfg.rcond, ranks=cfg.gsi_ranks, min_leverage=cfg.gsi_min_leverage,
+                              si_kwargs=si_kw)
     if name == "mean_over_actions":
         return est.impute_mean_over_actions(data, cs, as_)
     if name == "mean_over_contexts":
@@ -113,9 +114,9 @@ def per_pair_table(ev: dict, data: ImputationData) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
-def _dataset(cfg: Config, model: str, observed_frac: float | None = None) -> ImputationData:
+def _dataset(cfg: Config, model: str, observed_frac: float | None = None, pattern: str | None = None) -> ImputationData:
     return make_dataset(model, cfg.n_contexts, cfg.n_actions, cfg.n_features, rank_action=cfg.rank_action,
-                        rank_context=cfg.rank_context, noise=cfg.noise, pattern=cfg.pattern,
+                        rank_context=cfg.rank_context, noise=cfg.noise, pattern=pattern or cfg.pattern,
                         observed_frac=cfg.observed_frac if observed_frac is None else observed_frac,
                         n_full_contexts=cfg.n_full_contexts, seed=derive_seed(cfg.seed, "data", model))
 
@@ -181,14 +182,16 @@ def run(cfg: Config | None = None, data: ImputationData | None = None, progress:
             explorer = explorer_data(d, ev)
     if data is None and cfg.sweep_fracs:
         sweep_model = "gsi"
-        for frac in tqdm(cfg.sweep_fracs, disable=not progress, desc="sparsity sweep"):
-            d = _dataset(cfg, sweep_model, observed_frac=frac)
+        grid = [(pat, frac) for pat in cfg.sweep_patterns for frac in cfg.sweep_fracs]
+        for pat, frac in tqdm(grid, disable=not progress, desc="sparsity sweep"):
+            d = _dataset(cfg, sweep_model, observed_frac=frac, pattern=pat)
             ev = evaluate(d, cfg, names=list(cfg.sweep_estimators))
             for name, s in ev["summary"].items():
-                sweep.append({"model": sweep_model, "observed_frac": frac,
+                sweep.append({"model": sweep_model, "pattern": pat, "observed_frac": frac,
                               "observed_total": round(d.observed_fraction(), 4), "estimator": name, **s})
     if sweep:
-        summary["sweep_r2_median"] = {f"{r['estimator']}@{r['observed_frac']}": r["r2_median"] for r in sweep}
+        summary["sweep_r2_median"] = {f"{r['pattern']}.{r['estimator']}@{r['observed_frac']}": r["r2_median"]
+                                      for r in sweep}
     if data is None and "gsi" in summary and {"gsi", "si_a", "si_c"} <= set(summary["gsi"]):
         g = summary["gsi"]
         summary["claim"] = {

@@ -40,8 +40,8 @@ over actions of the block ({c} u I) x J gives null(Z^T)). b and g are the minimu
 unit coefficient on the target. The dimension of S is the numerical rank (``gsi_energy = 1``), the
 energy-fraction rank, or |rows| r + |cols| s - r s from given ``gsi_ranks``. Under SI-A's model this
 reduces to g = 0 (SI-A's prediction without intercept); under SI-C's to b = 0. Where the blocks are
-too small (S fills the block, or the target has no weight on the null space), GSI falls back to SI-A
-for that pair (reported in ``fallback``).
+too small (S fills the block, or the target's leverage on the null space is below ``min_leverage``,
+i.e. its weights would be huge), GSI falls back to SI-A for that pair (reported in ``fallback``).
 
 Baselines: mean over actions (the context's mean), mean over contexts (the action's mean), two-way
 mean (``"average"``: the average of the two, as in the public code; ``"additive"``: context mean +
@@ -306,12 +306,15 @@ def impute_si(data: ImputationData, cs, as_, *, over: str = "actions", num_donor
 
 # ------------------------------------------------------------------------------------------------ GSI
 def _null_side_weights(blocks: np.ndarray, side: int, dim_s: np.ndarray | None, energy: float, rcond: float,
-                       min_leverage: float = 1e-6):
+                       min_leverage: float = 0.02):
     """Batched over pairs. blocks: (g, m, n, F), each fully measured, target at index 0 of ``side``.
 
     Estimates the null space of the latent factors on ``side`` (0: rows / contexts, 1: columns /
     actions) as the leading eigenspace of the partial trace of the projector onto S-perp, and returns
-    (w, ok): w (g, m or n) the minimum-norm vector in that space with w[0] = 1, ok (g,) bool."""
+    (w, ok): w (g, m or n) the minimum-norm vector in that space with w[0] = 1, ok (g,) bool. The
+    squared norm of w is 1 / leverage (leverage: squared length of the target's unit vector projected
+    on the space), so ``min_leverage`` caps the weights' size: near-zero leverage means the target
+    is barely expressible by the donors and, with noise, gives huge weights."""
     g, m, n, F = blocks.shape
     X = blocks.reshape(g, m * n, F)  # columns are the vectorised feature slices Y_f
     u, sv, _ = np.linalg.svd(X, full_matrices=False)  # u (g, mn, min(mn, F))
@@ -337,10 +340,12 @@ def _null_side_weights(blocks: np.ndarray, side: int, dim_s: np.ndarray | None, 
 
 def impute_gsi(data: ImputationData, cs, as_, *, num_donors: int | None = 4, max_donor_actions: int = 10,
                max_donor_contexts: int = 10, energy: float = 1.0, rcond: float = 1e-6,
-               ranks: tuple[int, int] | None = None, si_kwargs: dict | None = None, progress: bool = False):
+               ranks: tuple[int, int] | None = None, min_leverage: float = 0.02, si_kwargs: dict | None = None,
+               progress: bool = False):
     """GSI (reconstruction; see module docstring). Donor search as SI-A with ``num_donors`` and
     ``max_donor_actions``; donor contexts are SI-A's training contexts, the first
     ``max_donor_contexts`` by label. ``ranks = (r, s)`` fixes the action / context latent ranks.
+    ``min_leverage``: pairs whose weights would exceed squared norm 1 / min_leverage - 1 fall back.
     Pairs are grouped by donor-block shape and each group is solved with batched SVD / eigh.
 
     info: fallback (P,), donors (P, K) donor actions, coef (P, K) action weights b, donor_contexts
