@@ -296,3 +296,17 @@ def test_run_writes_per_step_metrics_for_rsa_and_baselines(tmp_path):
     res2 = run(Config(**{**cfg.__dict__, "resume": True}), llm=llm2, progress=False)
     assert res2["summary"] == res["summary"]
     assert [len(c) for c in llm2.calls] == [36, 18]  # pool + verification; every RSA step came from checkpoints
+
+
+@pytest.mark.model
+def test_embedded_model_rsa_is_reproducible_and_batch_independent():
+    """The real embedded model, tiny: one problem, N=2, K=2, T=2, 8 tokens; cache off."""
+    from workbench.tasks import ReasoningGymTask
+
+    task = ReasoningGymTask("chain_sum", size=1, seed=0, config={"min_terms": 2, "max_terms": 2, "max_digits": 1})
+    llm = load_llm("default", cache="off")
+    sp = SamplingParams(temperature=0.7, max_tokens=8)
+    a = run_rsa(llm, task, n=2, k=2, t=2, sampling=sp, seed=0, progress=False)
+    b = run_rsa(llm, task, n=2, k=2, t=2, sampling=sp, seed=0, progress=False)
+    assert [c["text"] for pop in a["populations"] for c in pop[0]] == [c["text"] for pop in b["populations"] for c in pop[0]]
+    assert all(c["completion_tokens"] <= 8 for pop in a["populations"] for c in pop[0])

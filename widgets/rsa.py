@@ -49,9 +49,15 @@ def metric_curves(results: Mapping[str, Any], metrics=("accuracy", "mean_acc", "
 
 
 def k_sweep_figure(results: Mapping[str, Any], metric: str = "mean_acc") -> go.Figure:
-    """``metric`` vs step for each K of the sweep."""
+    """``metric`` vs step for each K of the sweep (plus the self-refinement baseline as K=1 when the
+    sweep has no K=1 of its own)."""
     fig = go.Figure()
-    for k, v in sorted(results.get("k_sweep", {}).items(), key=lambda kv: int(kv[0])):
+    sweep = results.get("k_sweep", {})
+    sr = results.get("baselines", {}).get("self_refine")
+    if sr is not None and "1" not in sweep and metric in sr["steps"][0]:
+        fig.add_trace(go.Scatter(x=[s["step"] for s in sr["steps"]], y=[s[metric] for s in sr["steps"]],
+                                 mode="lines+markers", name="K=1 (self-refinement of own slot)", line=dict(dash="dot")))
+    for k, v in sorted(sweep.items(), key=lambda kv: int(kv[0])):
         fig.add_trace(go.Scatter(x=[s["step"] for s in v["steps"]], y=[s[metric] for s in v["steps"]],
                                  mode="lines+markers", name=f"K={k}"))
     fig.update_layout(title=f"RSA {_METRICS.get(metric, metric)} vs step, by subset size K", xaxis_title="step t",
