@@ -19,7 +19,7 @@ class Config:
     """LLM spec for every pipeline stage (e.g. default, vllm:Qwen/Qwen3-4B-Instruct-2507, openai:<url>#<model>)"""
     seed_source: str = "builtin"
     """seed problems: builtin | jsonl:<path> | math | math:<subject> | gsm8k (the last two need `datasets`)"""
-    n_seed_problems: int = 16
+    n_seed_problems: int = 12
     """how many seed problems to take (0 = all); picked at random with the seed when fewer than available"""
 
     # --- skill extraction
@@ -35,7 +35,7 @@ class Config:
     """exemplar Q/A pairs per skill shown to the generator and the validator (paper: 3)"""
 
     # --- pipeline
-    n_pairs: int = 4
+    n_pairs: int = 3
     """skill pairs sampled (uniformly, distinct pairs, without replacement)"""
     temperature: float = 0.7
     """sampling temperature of every generating stage (reconstruction: the paper gives none)"""
@@ -46,25 +46,25 @@ class Config:
     reject_unreadable_pairs: bool = False
     """drop a pair whose similarity verdict cannot be read (reconstruction: by default only an explicit
     'too similar' rejects, since the stage exists to catch similar pairs)"""
-    generation_max_tokens: int = 128
+    generation_max_tokens: int = 96
     """token budget of question generation (question + brief solution)"""
     n_generation_examples: int = 1
     """worked generation turns put before the real request (multi-turn exemplars; 0 = none)"""
-    attempt_max_tokens: int = 96
+    attempt_max_tokens: int = 64
     """token budget of the flaw-seeking attempted solution"""
     n_validation_votes: int = 3
     """validator samples per question; a question passes if a strict majority says Yes (reconstruction: 3)"""
-    validation_max_tokens: int = 64
+    validation_max_tokens: int = 48
     """token budget of one validator verdict"""
     n_final_solutions: int = 4
     """final-solution samples (paper: 4); the majority answer becomes the reference answer"""
-    final_max_tokens: int = 64
+    final_max_tokens: int = 48
     """token budget of one final solution"""
     drop_ties: bool = True
     """drop a question whose top answers tie (reconstruction; the paper drops 'all disagree')"""
 
     # --- evaluation
-    eval_max_tokens: int = 64
+    eval_max_tokens: int = 48
     """token budget of one evaluation answer (greedy)"""
     eval_backends: tuple[str, ...] = ()
     """extra LLM specs evaluated on seed vs generated questions (square-law points); main backend always included"""
