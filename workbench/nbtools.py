@@ -41,12 +41,15 @@ def strip_notebook(nb, keep_checked: bool = True):
                     if data:
                         o["data"] = data
                         o["metadata"] = {}
-                        if "execution_count" in o:
-                            o["execution_count"] = None
                         outs.append(o)
             cell["outputs"] = outs
-        else:
-            cell["outputs"] = []
+            # nbval refuses a reference cell with outputs but no execution count ("unrun")
+            cell["execution_count"] = 1 if outs else None
+            for o in outs:
+                if "execution_count" in o:
+                    o["execution_count"] = 1
+            continue
+        cell["outputs"] = []
         cell["execution_count"] = None
     for k in ("widgets", "papermill"):
         nb.metadata.pop(k, None)
