@@ -176,3 +176,16 @@ def test_off_policy_sequence_weights_restore_unbiasedness():
     assert rows["k1 in reward [sequence IS]"]["rel_error"] < 1e-8
     assert rows["k3 in loss+reward [sequence IS]"]["rel_error"] < 1e-8
     assert rows["k3 in loss [sequence IS]"]["rel_to_tok_fwd"] < 1e-8
+
+
+def test_clamps_inactive_near_reference_and_biasing_far_from_it():
+    pol = TabularPolicy(3, 2)
+    names = ("k3 in loss+reward (verl clamp)", "k1 in reward (openrlhf clamp)")
+    pi, ref = _setup(pol, delta=0.3)
+    rows = analyse(pol, pi, ref, [parse_config(n) for n in names])["rows"]
+    assert all(r["rel_error"] < 1e-8 for r in rows)
+    ref_peaked = pol.init_params(0, scale=10.0)  # log ratios of likely tokens beyond the clamp bands
+    pi_far = perturb(ref_peaked, 12.0, 5)
+    rows = analyse(pol, pi_far, ref_peaked, [parse_config(n) for n in names])["rows"]
+    assert rows[0]["rel_error"] > 1e-2  # k3 values clamped at 10 on likely tokens
+    assert rows[1]["rel_error"] > 1e-8  # k1 clamped only on unlikely tokens: small but far above rounding

@@ -26,9 +26,10 @@ gradient estimate. All per-sample gradients have the form ``sum_t c_t(y) grad lo
 :func:`coefficients` returns ``c`` (B, L); exact expectations and variances are built from it
 (:mod:`workbench.kl.exact`).
 
-Clamping (option ``clamp``), as in the libraries' public code: ``"verl"`` clamps k3's log ratio to
-[-20, 20] before ``exp`` and every estimator's value to [-10, 10] for k3 (``low_var_kl``); ``"openrlhf"``
-clamps the estimator value to [-10, 10]. Clamped values have zero gradient outside the band.
+Clamping (option ``clamp``), as in the libraries' public code: ``"verl"`` clamps k3 (``low_var_kl``)
+only: its log ratio to [-20, 20] before ``exp`` (newer verl versions) and its value to [-10, 10];
+k1/k2 are left unclamped. ``"openrlhf"`` clamps the value of every estimator to [-10, 10]. Clamped
+values have zero gradient outside the band, so clamped configurations are biased far from ref.
 """
 from __future__ import annotations
 

@@ -112,17 +112,51 @@ def _per_sample_second_moment(policy, params, Y, c, q, prompts) -> torch.Tensor:
     return (q[:, None] * Gf.square()).sum(0)
 
 
+def _tabular_accumulate(policy: TabularPolicy, start: int, W: torch.Tensor, d: torch.Tensor,
+                        out: list[torch.Tensor]) -> None:
+    """``out[t][:, row(b, t)] += W[:, b, t] * d[b, t]`` for the lexicographic sequences ``start .. start+B-1``.
+
+    ``W`` (C, B, L) per-configuration token weights, ``d`` (B, L, V) per-token blocks, ``out[t]`` (C, V^t, V).
+    Sequences sharing the prefix y_<t are a contiguous block of ``V^(L-t)`` rows, so each level is one
+    product summed over the block (no scatter); the chunk must consist of whole blocks or lie
+    inside one block (chunk sizes are powers of V)."""
+    C, B, _ = W.shape
+    V = policy.V
+    for t in range(policy.L):
+        block = V ** (policy.L - t)
+        if block <= B:
+            if B % block or start % block:
+                raise ValueError("chunk not aligned to prefix blocks")
+            R, r0 = B // block, start // block
+            # elementwise product + block sum: for tiny V this beats einsum's batched matmul
+            out[t][:, r0: r0 + R] += (W[:, :, t, None] * d[None, :, t]).reshape(C, R, block, V).sum(2)
+        else:
+            if (start % block) + B > block:
+                raise ValueError("chunk straddles two prefix blocks")
+            out[t][:, start // block] += W[:, :, t] @ d[:, t]
+
+
 def config_moments(policy, pi_params, ref_params, cfgs: list[KLConfig], mu_params=None, prompts=None,
-                   chunk: int = 1 << 16) -> list[dict]:
+                   chunk: int = 1 << 16, method: str = "auto") -> list[dict]:
     """Exact ``mean`` (P,), per-coordinate ``var`` (P,) and ``trace`` of each configuration's gradient estimate.
 
-    Samples come from ``mu_params`` when given (off-policy), else from ``pi_params``.
+    Samples come from ``mu_params`` when given (off-policy), else from ``pi_params``. ``method``:
+    ``"auto"`` uses the closed form for the tabular policy (a sample's gradient is
+    ``sum_t c_t (e_{y_t} - pi(.|y_<t))`` in row ``prefix(y_<t)`` of level t, accumulated with ``index_add``,
+    no autograd over the parameter tables) and autograd + per-sample gradients otherwise;
+    ``"autograd"`` forces the generic path (used to cross-check the closed form).
     """
-    Y_all = all_sequences(policy.V, policy.L)
+    if method not in ("auto", "autograd"):
+        raise ValueError(f"method must be 'auto' or 'autograd', got {method!r}")
+    closed = isinstance(policy, TabularPolicy) and method == "auto"
+    Y_all = all_sequences(policy.V, policy.L)  # lexicographic: the closed form relies on it
     N = Y_all.shape[0]
-    th = _leaves(pi_params)
+    if closed:  # largest power of V not above the requested chunk, so chunks align with prefix blocks
+        chunk = policy.V ** max(0, int(math.floor(math.log(max(chunk, 1), policy.V) + 1e-9)))
+    th = [p.detach() for p in pi_params] if closed else _leaves(pi_params)
     means = [None] * len(cfgs)
     second = [None] * len(cfgs)
+    acc1 = acc2 = None
     for sl in _chunks(N, chunk):
         Y = Y_all[sl]
         pr = None if prompts is None else torch.full((Y.shape[0],), int(prompts), dtype=torch.int64)
@@ -131,15 +165,27 @@ def config_moments(policy, pi_params, ref_params, cfgs: list[KLConfig], mu_param
             lr, _ = token_logprobs(policy, ref_params, Y, pr)
             lm = token_logprobs(policy, mu_params, Y, pr)[0] if mu_params is not None else None
         q = (lm if lm is not None else lp.detach()).sum(-1).exp()  # (B,) sampling probability
+        if closed:
+            d = (Y[..., None] == torch.arange(policy.V)).to(lp_all.dtype) - lp_all.exp()  # (B, L, V) score blocks
+            Cc = torch.stack([coefficients(cfg, lp.detach(), lr, lm) for cfg in cfgs])  # (C, B, L)
+            if acc1 is None:
+                acc1 = [torch.zeros(len(cfgs), policy.V ** t, policy.V, dtype=d.dtype) for t in range(policy.L)]
+                acc2 = [torch.zeros_like(x) for x in acc1]
+            _tabular_accumulate(policy, sl.start, q[None, :, None] * Cc, d, acc1)
+            _tabular_accumulate(policy, sl.start, q[None, :, None] * Cc.square(), d.square(), acc2)
+            continue
         for i, cfg in enumerate(cfgs):
             c = coefficients(cfg, lp.detach(), lr, lm)  # (B, L)
             g = _flat(torch.autograd.grad(lp, th, grad_outputs=q[:, None] * c, retain_graph=True))
-            means[i] = g if means[i] is None else means[i] + g
             if isinstance(policy, TabularPolicy):
                 m2 = _tabular_second_moment(policy, Y, lp_all, c, q)
             else:
                 m2 = _per_sample_second_moment(policy, pi_params, Y, c, q, pr)
+            means[i] = g if means[i] is None else means[i] + g
             second[i] = m2 if second[i] is None else second[i] + m2
+    if closed:
+        means = [torch.cat([a[i].reshape(-1) for a in acc1]) for i in range(len(cfgs))]
+        second = [torch.cat([a[i].reshape(-1) for a in acc2]) for i in range(len(cfgs))]
     out = []
     for m, s2 in zip(means, second):
         var = (s2 - m.square()).clamp_min(0.0)
