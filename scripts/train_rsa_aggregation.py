@@ -1,0 +1,195 @@
+"""Aggregation-aware training of the embedded model at CPU scale (RSA paper, arXiv 2509.26626, Sec. on
+aggregation-aware RL): train on aggregation prompts built from K candidates sampled from the reference
+(base) model, with the ordinary verifiable reward on the aggregated answer.
+
+Stages (each labelled in the output):
+1. Data: Reasoning Gym ``chain_sum`` training problems (generator seed disjoint from the notebook's
+   evaluation problems); ``pool`` candidates per problem sampled from the base model in one batched
+   call; aggregation prompts of K candidates drawn like RSA's sets.
+2. Supervised warm start (labelled; optional, ``--sft-steps 0`` disables it): cross-entropy on a
+   templated correct aggregation built from the gold answer ("... the correct result is X.
+   <answer>X</answer>"). This teaches the answer format and to commit to one answer; it is not RL.
+3. RLOO policy gradient (as in the paper: rollout n = 4, KL off): for each prompt, n on-policy
+   samples; reward 1 if the Reasoning Gym scorer accepts the parsed answer; advantage r_i minus the
+   mean of the other n-1 rewards; loss -A_i * (sum of the completion's token log-probs) / tokens.
+   Completions are re-tokenised from their text for the log-prob pass (reconstruction: the backend
+   returns text, not token ids; the two agree for this tokenizer on plain text).
+4. Evaluation before and after: RSA (N=4, K=2, T=3, the notebook's default problems and seed) with the
+   in-memory model, mean accuracy per step.
+
+The checkpoint (safetensors + tokenizer) goes to ``--out``; the notebook loads it as
+``transformers:<out>``. ``--time-budget-min`` stops the RL stage early (the run reports how many
+updates it made).
+
+Run: ``python scripts/train_rsa_aggregation.py --out checkpoints/rsa_agg`` (``make train-rsa``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description="aggregation-aware training of the embedded model (RLOO)")
+    ap.add_argument("--out", default="checkpoints/rsa_agg", help="output directory of the checkpoint")
+    ap.add_argument("--backend", default="default", help="base model spec (transformers backend)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--train-problems", type=int, default=48, help="chain_sum training problems")
+    ap.add_argument("--train-task-seed", type=int, default=1000, help="generator seed of the training problems")
+    ap.add_argument("--k", type=int, default=2, help="candidates per aggregation prompt")
+    ap.add_argument("--pool", type=int, default=4, help="base-model candidates sampled per training problem")
+    ap.add_argument("--sets", type=int, default=2, help="aggregation prompts per training problem")
+    ap.add_argument("--sft-steps", type=int, default=60, help="supervised warm-start steps (0 = none)")
+    ap.add_argument("--sft-batch", type=int, default=8)
+    ap.add_argument("--sft-lr", type=float, default=5e-5)
+    ap.add_argument("--rl-steps", type=int, default=30, help="RLOO updates")
+    ap.add_argument("--rl-prompts", type=int, default=4, help="prompts per RLOO update")
+    ap.add_argument("--rollouts", type=int, default=4, help="RLOO samples per prompt (paper: 4)")
+    ap.add_argument("--rl-lr", type=float, default=1e-5)
+    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--eval-problems", type=int, default=6)
+    ap.add_argument("--time-budget-min", type=float, default=15.0, help="stop RL when the whole run passes this")
+    ap.add_argument("--skip-eval", action="store_true")
+    return ap.parse_args(argv)
+
+
+def evaluate(llm, args, label):
+    from workbench.llm import SamplingParams
+    from workbench.rsa import Config, make_task, run_rsa
+
+    cfg = Config(task="rg:chain_sum", n_problems=args.eval_problems)
+    task = make_task(cfg)
+    r = run_rsa(llm, task, n=4, k=2, t=3, sampling=SamplingParams(temperature=args.temperature, max_tokens=args.max_new_tokens),
+                seed=cfg.seed, label=label, progress=False)
+    accs = [round(s["mean_acc"], 3) for s in r["steps"]]
+    maj = [round(s["majority_acc"], 3) for s in r["steps"]]
+    print(f"[eval {label}] RSA N=4 K=2 T=3 mean_acc per step {accs}, majority_acc {maj}", flush=True)
+    return {"mean_acc": accs, "majority_acc": maj}
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    t_start = time.time()
+    import torch
+
+    from workbench.llm import SamplingParams, load_llm
+    from workbench.rsa import generate_initial, load_templates
+    from workbench.rsa.training_data import aggregation_rows
+    from workbench.seeding import derive_seed
+    from workbench.tasks import ReasoningGymTask
+    from workbench.tasks.reasoning_gym_tasks import EASY
+
+    torch.manual_seed(args.seed)
+    rnd = random.Random(args.seed)
+    llm = load_llm(args.backend, cache="off")  # the model changes during training: never cache
+    model, tok = llm.lm, llm.tokenizer
+    report = {"args": vars(args)}
+    if not args.skip_eval:
+        report["before"] = evaluate(llm, args, "base")
+
+    # 1. data ------------------------------------------------------------------------------
+    task = ReasoningGymTask("chain_sum", size=args.train_problems, seed=args.train_task_seed, config=EASY["chain_sum"])
+    tmpl = load_templates()
+    sp = SamplingParams(temperature=args.temperature, max_tokens=args.max_new_tokens)
+    pool = generate_initial(llm, task, task.problems, args.pool, sp, seed=args.seed, templates=tmpl, threshold=1.0)
+    rows = aggregation_rows(task, task.problems, pool, k=args.k, sets_per_problem=args.sets, seed=args.seed, templates=tmpl)
+    by_id = {p.id: p for p in task.problems}
+    base_acc = sum(c["correct"] for row in pool for c in row) / sum(len(row) for row in pool)
+    print(f"[data] {len(rows)} aggregation prompts from {len(task)} problems; base single-sample acc {base_acc:.3f} "
+          f"({time.time() - t_start:.0f} s)", flush=True)
+    report["data"] = {"rows": len(rows), "base_single_sample_acc": base_acc}
+
+    def prompt_ids(row):
+        return llm.render(row["prompt"])
+
+    def seq_logprob(p_ids, c_ids):
+        ids = torch.tensor([p_ids + c_ids])
+        logits = model(ids).logits[0, len(p_ids) - 1:-1]  # (C, V): predictions of the completion tokens
+        lp = torch.log_softmax(logits.float(), -1)
+        return lp.gather(1, torch.tensor(c_ids)[:, None]).sum()
+
+    model.train()
+    # 2. supervised warm start (labelled): templated correct aggregations from the gold answer ------
+    if args.sft_steps:
+        opt = torch.optim.AdamW(model.parameters(), lr=args.sft_lr)
+        losses = []
+        for step in range(args.sft_steps):
+            batch = rnd.sample(rows, min(args.sft_batch, len(rows)))
+            opt.zero_grad()
+            tot = 0.0
+            for r in batch:
+                gold = r["answer"]
+                target = f"Checking the candidates against the problem, the correct result is {gold}.\n<answer>{gold}</answer>"
+                c_ids = tok(target, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+                loss = -seq_logprob(prompt_ids(r), c_ids) / len(c_ids) / len(batch)
+                loss.backward()
+                tot += loss.item()
+            opt.step()
+            losses.append(tot)
+            if step % 10 == 0 or step == args.sft_steps - 1:
+                print(f"[sft] step {step} loss {tot:.3f} ({time.time() - t_start:.0f} s)", flush=True)
+        report["sft_loss_first_last"] = [losses[0], losses[-1]]
+
+    # 3. RLOO ----------------------------------------------------------------------------------
+    opt = torch.optim.AdamW(model.parameters(), lr=args.rl_lr)
+    rewards_log, done = [], 0
+    for step in range(args.rl_steps):
+        if time.time() - t_start > args.time_budget_min * 60 * 0.8:
+            print(f"[rl] time budget reached after {done} updates", flush=True)
+            break
+        batch = rnd.sample(rows, min(args.rl_prompts, len(rows)))
+        model.eval()
+        with torch.no_grad():
+            comps = llm.generate([r["prompt"] for r in batch], sp.replace(n=args.rollouts),
+                                 seeds=[derive_seed(args.seed, "rl", step, i) for i in range(len(batch))])
+        model.train()
+        opt.zero_grad()
+        rs = []
+        for i, r in enumerate(batch):
+            p = by_id[r["extra_info"]["problem_id"]]
+            group = comps[i * args.rollouts:(i + 1) * args.rollouts]
+            rew = [task.score(task.extract(c.text, p)[0], p) for c in group]
+            rs += rew
+            p_ids = prompt_ids(r)
+            for j, c in enumerate(group):
+                adv = rew[j] - (sum(rew) - rew[j]) / (args.rollouts - 1)  # RLOO baseline
+                if adv == 0:
+                    continue
+                c_ids = tok(c.text, add_special_tokens=False)["input_ids"] + ([tok.eos_token_id] if c.finish_reason == "stop" else [])
+                if not c_ids:
+                    continue
+                loss = -adv * seq_logprob(p_ids, c_ids) / len(c_ids) / (len(batch) * args.rollouts)
+                loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        done += 1
+        rewards_log.append(sum(rs) / len(rs))
+        print(f"[rl] step {step} mean reward {rewards_log[-1]:.3f} ({time.time() - t_start:.0f} s)", flush=True)
+    report["rl_updates"] = done
+    report["rl_mean_reward"] = rewards_log
+    model.eval()
+
+    out = Path(args.out)
+    out = out if out.is_absolute() else ROOT / out
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    print(f"[save] checkpoint written to {out}", flush=True)
+    if not args.skip_eval:
+        report["after"] = evaluate(llm, args, "tuned")
+    report["wall_s"] = round(time.time() - t_start, 1)
+    (out / "training_report.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps({k: report[k] for k in ("before", "after", "rl_updates", "wall_s") if k in report}), flush=True)
+    return report
+
+
+if __name__ == "__main__":
+    main()
