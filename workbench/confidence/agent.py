@@ -1,0 +1,377 @@
+"""The embodied agent: text rendering of the scene, a small skill layer, the two-stage confidence loop,
+``run(cfg)`` and ``replay(trace)``.
+
+Each agent step, for every episode (task x elicitation x execution policy), in lockstep:
+1. perception stage: a question about the scene (``tasks.make_question``), graded against Crafter's
+   semantic map; the model answers and states a confidence;
+2. action stage: the model picks one skill from the menu and states its confidence that the skill
+   will succeed; the skill runs in the environment, which decides success (below).
+All prompts of a stage and step go to the model in one batched ``generate`` call.
+
+Reconstructions (the paper's agent is not public): the scene text is an ASCII map of Crafter's 9x7
+local view with a legend (``scene_format="grid"``) or a list of visible things with offsets
+(``"list"``); skills are ``move toward X`` (up to ``skill_moves`` primitive moves, success = the nearest
+X got closer or is adjacent and faced), ``interact`` (Crafter's ``do``; success = inventory,
+achievements or the faced cell changed), ``place X`` / ``make X`` (success = the item was placed / made),
+``explore`` (``skill_moves`` moves in a seeded random direction; success = the player moved) and
+``noop`` (success = False: it changes nothing). An unparsable skill choice runs ``noop`` and is counted.
+"""
+from __future__ import annotations
+
+import re
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import calibration as cal
+from ..seeding import derive_seed, make_rng
+from .config import Config
+from .envs import CrafterEnv, Observation, frame_png_b64
+from .policies import (EXECUTION_STAGE, aggregate, elicit_prompt, execution_variants, parse_confidence,
+                       parse_top_k)
+from .tasks import Task, get_tasks, grade_answer, make_question, nearest, parse_answer, task_success
+
+__all__ = ["render_scene", "SKILLS", "parse_skill", "run_skill", "run", "replay", "combos"]
+
+SYMBOLS = {"none": " ", "water": "~", "grass": ".", "stone": "S", "path": "_", "sand": ":", "tree": "T",
+           "lava": "L", "coal": "C", "iron": "I", "diamond": "D", "table": "B", "furnace": "F",
+           "player": "@", "cow": "c", "zombie": "z", "skeleton": "k", "arrow": ">", "plant": "p"}
+MOVE_TARGETS = ("tree", "water", "stone", "cow", "coal", "iron", "grass", "sand", "table", "zombie")
+SKILLS = ([f"move toward {t}" for t in MOVE_TARGETS] + ["interact"]
+          + [f"place {x}" for x in ("table", "stone", "furnace", "plant")]
+          + [f"make {x}" for x in ("wood_pickaxe", "wood_sword", "stone_pickaxe", "stone_sword",
+                                   "iron_pickaxe", "iron_sword")]
+          + ["explore", "noop"])
+_DIRNAME = {(-1, 0): "left", (1, 0): "right", (0, -1): "up", (0, 1): "down"}
+
+
+def render_scene(obs: Observation, fmt: str = "grid") -> str:
+    """The scene as text: ASCII map (x right, y down, player ``@``) or a list of things with offsets."""
+    inv = ", ".join(f"{k} {v}" for k, v in obs.inventory.items()
+                    if v and k not in ("health", "food", "drink", "energy")) or "empty"
+    head = f"Facing: {_DIRNAME.get(tuple(obs.facing), '?')} ({obs.facing_cell()}). Inventory: {inv}."
+    if fmt == "grid":
+        w, h = len(obs.grid), len(obs.grid[0])
+        rows = []
+        for y in range(h):
+            rows.append("".join("@" if (x, y) == tuple(obs.center) else SYMBOLS.get(obs.grid[x][y], "?")
+                                for x in range(w)))
+        present = sorted({obs.grid[x][y] for x in range(w) for y in range(h)} - {"player"})
+        legend = ", ".join(f"{SYMBOLS.get(n, '?')}={n}" for n in present)
+        return "Map (you are @, up is north):\n" + "\n".join(rows) + f"\nLegend: @=you, {legend}\n" + head
+    if fmt == "list":
+        things = sorted(obs.cells(), key=lambda c: (abs(c[1]) + abs(c[2]), c))
+        desc = []
+        for n, dx, dy in things:
+            if n in ("grass", "none"):
+                continue
+            parts = ([f"{abs(dx)} {'right' if dx > 0 else 'left'}"] if dx else []) + \
+                    ([f"{abs(dy)} {'down' if dy > 0 else 'up'}"] if dy else [])
+            desc.append(f"{n} ({', '.join(parts)})")
+        return "You see: " + ("; ".join(desc) or "only grass") + ".\n" + head
+    raise ValueError(f"scene_format must be 'grid' or 'list', got {fmt!r}")
+
+
+def parse_skill(text: str) -> str | None:
+    """The skill named in a completion: the 'Answer:' field, then the first skill name in the text, then
+    a bare menu number. None if none is found.
+
+    >>> parse_skill("I will go.\\nAnswer: Move toward tree\\nConfidence: 80%"), parse_skill("answer: 11")
+    ('move toward tree', 'interact')
+    """
+    low = text.lower().replace("_", " ")
+    m = re.search(r"answer\s*[:=]\s*([^\n]*)", low)
+    chunks = ([m.group(1)] if m else []) + [low]
+    norm = {s: s.replace("_", " ") for s in SKILLS}
+    for chunk in chunks:
+        hits = [(chunk.find(v), -len(v), s) for s, v in norm.items() if v in chunk]
+        if hits:
+            return min(hits)[2]
+        num = re.match(r"\s*(\d+)\b", chunk)
+        if num and 1 <= int(num.group(1)) <= len(SKILLS):
+            return SKILLS[int(num.group(1)) - 1]
+    return None
+
+
+def _snapshot(obs: Observation) -> tuple:
+    return (tuple(sorted(obs.inventory.items())), tuple(sorted(obs.achievements.items())), obs.facing_cell())
+
+
+def run_skill(env: CrafterEnv, obs: Observation, skill: str, *, moves: int, rng: np.random.Generator
+              ) -> tuple[Observation, list[str], bool, bool]:
+    """Run one skill; returns (new observation, primitive actions, success, done)."""
+    prims: list[str] = []
+    done = False
+
+    def act(a):
+        nonlocal obs, done
+        prims.append(a)
+        obs, done = env.step(a)
+
+    if skill.startswith("move toward "):
+        target = skill[len("move toward "):]
+        d0 = nearest(obs, target)
+        if d0 is None:
+            return obs, prims, False, done
+        for _ in range(moves):
+            d = nearest(obs, target)
+            if d is None or done:
+                break
+            dx, dy = d
+            step = ("left" if dx < 0 else "right") if abs(dx) >= abs(dy) and dx else ("up" if dy < 0 else "down")
+            if abs(dx) + abs(dy) == 1:
+                if tuple(obs.facing) == d:
+                    break
+                act("move_" + step)  # blocked moves still turn the player to face the target
+                if tuple(obs.facing) == d:
+                    break
+            else:
+                act("move_" + step)
+        d1 = nearest(obs, target)
+        ok = d1 is not None and (abs(d1[0]) + abs(d1[1]) < abs(d0[0]) + abs(d0[1])
+                                 or (abs(d1[0]) + abs(d1[1]) == 1 and tuple(obs.facing) == d1))
+        return obs, prims, bool(ok), done
+    before = _snapshot(obs)
+    if skill == "interact":
+        act("do")
+        return obs, prims, _snapshot(obs) != before, done
+    if skill.startswith("place "):
+        item = skill.split(" ", 1)[1]
+        act("place_" + item)
+        return obs, prims, _snapshot(obs)[0] != before[0], done
+    if skill.startswith("make "):
+        item = skill.split(" ", 1)[1]
+        n0 = obs.inventory.get(item, 0)
+        act("make_" + item)
+        return obs, prims, obs.inventory.get(item, 0) > n0, done
+    if skill == "explore":
+        pos0 = obs.extra.get("player_pos")
+        direction = ["left", "right", "up", "down"][int(rng.integers(4))]
+        for _ in range(moves):
+            if done:
+                break
+            act("move_" + direction)
+        return obs, prims, obs.extra.get("player_pos") != pos0, done
+    if skill == "noop":
+        act("noop")
+        return obs, prims, False, done
+    raise ValueError(f"unknown skill {skill!r}; known: {SKILLS}")
+
+
+def combos(cfg: Config) -> list[tuple[str, str]]:
+    """(elicitation, execution) pairs run: every elicitation policy alone, then each policy of
+    ``execution_on`` with each execution policy."""
+    out = [(e, "none") for e in cfg.elicitation]
+    out += [(e, x) for e in cfg.execution_on for x in cfg.execution if x != "none"]
+    return out
+
+
+def world_seed(seed: int, task_id: str) -> int:
+    """The Crafter world seed of a task (the same world for every policy combination)."""
+    return derive_seed(seed, "world", task_id) % (2 ** 31 - 1)
+
+
+def _combo_name(e: str, x: str) -> str:
+    return e if x == "none" else f"{e}+{x}"
+
+
+def _read(policy: str, stage: str, kind: str, text: str) -> tuple[str | None, float | None]:
+    """(answer, confidence) from one completion; top_k reads its first guess."""
+    parse = parse_skill if stage == "action" else (lambda t: parse_answer(kind, t))
+    if policy == "top_k":
+        guesses = parse_top_k(text)
+        if guesses:
+            ans = parse(guesses[0][0])
+            if ans is not None:
+                return ans, guesses[0][1]
+    return parse(text), parse_confidence(text)
+
+
+class _Episode:
+    def __init__(self, task: Task, elic: str, execp: str, world_seed: int, env: CrafterEnv):
+        self.task, self.elic, self.exec = task, elic, execp
+        self.name = _combo_name(elic, execp)
+        self.world_seed = world_seed
+        self.env = env  # a clone of the task's freshly reset world: every combo starts in the same state
+        self.obs = env.last
+        self.start = self.obs
+        self.steps: list[dict] = []
+        self.done = False
+        self.success = False
+        self.reflection = ""
+
+
+def _stage(llm, params, eps, cfg, step, stage, build) -> dict:
+    """One batched call for a stage: ``build(ep)`` -> (base prompt, kind); returns per-episode reads."""
+    prompts, owner, seeds = [], [], []
+    for i, ep in enumerate(eps):
+        base, _ = build(ep)
+        xp = ep.exec if EXECUTION_STAGE.get(ep.exec) == stage else "none"
+        for j, p in enumerate(execution_variants(xp, base, cfg.k_samples)):
+            prompts.append(p)
+            owner.append(i)
+            seeds.append(derive_seed(cfg.seed, ep.task.id, ep.name, step, stage, j))
+    comps = llm.generate(prompts, params, seeds=seeds)
+    out: dict[int, dict] = {}
+    for c in comps:
+        i = owner[c.index]
+        ep = eps[i]
+        kind = build(ep)[1]
+        ans, conf = _read(ep.elic, stage, kind, c.text)
+        d = out.setdefault(i, {"prompt": prompts[c.index], "texts": [], "answers": [], "confs": []})
+        d["texts"].append(c.text)
+        d["answers"].append(ans)
+        d["confs"].append(conf)
+    for i, d in out.items():
+        if len(d["texts"]) > 1:
+            agg = aggregate(d["answers"], d["confs"], cfg.aggregation)
+            d["answer"], d["conf"] = agg["answer"], agg["conf"]
+        else:
+            d["answer"], d["conf"] = d["answers"][0], d["confs"][0]
+    return out
+
+
+def run(cfg: Config, llm=None, progress: bool = True) -> dict:
+    """Run every (task x policy combination) episode and compute calibration per combination and stage.
+
+    Returns ``{"summary", "table", "reliability", "episodes", "combos", "tokens", "config"}``; each
+    episode holds its trace (frames as base64 PNG, scene, question, answers, confidences, outcomes and
+    the primitive actions that ``replay`` re-runs).
+    """
+    from ..llm import SamplingParams, load_llm
+
+    cfg.validate()
+    if llm is None:
+        llm = load_llm(cfg.backend)
+    tasks = get_tasks(cfg.tasks)
+    eps = []
+    for t in tqdm(tasks, desc="worlds", disable=not progress):
+        seed_w = world_seed(cfg.seed, t.id)
+        base = CrafterEnv(seed=seed_w)
+        base.reset()
+        eps += [_Episode(t, e, x, seed_w, base.clone()) for e, x in combos(cfg)]
+    params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
+    n_steps = max(min(cfg.max_steps, t.budget) for t in tasks)
+    bar = tqdm(range(n_steps), desc="agent steps", disable=not progress)
+    for step in bar:
+        active = [ep for ep in eps if not ep.done and step < min(cfg.max_steps, ep.task.budget)]
+        if not active:
+            break
+        qs = {}
+        for ep in active:
+            qr = make_rng(cfg.seed, "question", ep.task.id, step)
+            kind = cfg.question_kinds[step % len(cfg.question_kinds)]
+            target = cfg.question_targets[int(qr.integers(len(cfg.question_targets)))]
+            qs[id(ep)] = make_question(ep.obs, kind, target, cfg.near_radius)
+        scenes = {id(ep): render_scene(ep.obs, cfg.scene_format) for ep in active}
+
+        def perc(ep):
+            q = qs[id(ep)]
+            return elicit_prompt(ep.elic, scenes[id(ep)], q.text, reflection=ep.reflection, k=cfg.top_k), q.kind
+
+        def action(ep):
+            menu = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(SKILLS))
+            question = (f"Your goal: {ep.task.goal}. Which skill should you use next? Skills:\n{menu}\n"
+                        "Answer with the skill name. Your confidence is how likely the skill is to succeed.")
+            return elicit_prompt(ep.elic, scenes[id(ep)], question, reflection=ep.reflection, k=cfg.top_k), "skill"
+
+        p_out = _stage(llm, params, active, cfg, step, "perception", perc)
+        a_out = _stage(llm, params, active, cfg, step, "action", action)
+        for i, ep in enumerate(active):
+            q, p, a = qs[id(ep)], p_out[i], a_out[i]
+            frame = frame_png_b64(ep.obs.frame, cfg.frame_scale)
+            skill = a["answer"]
+            rng = make_rng(cfg.seed, "explore", ep.task.id, ep.name, step)
+            ep.obs, prims, ok, done = run_skill(ep.env, ep.obs, skill or "noop", moves=cfg.skill_moves, rng=rng)
+            ep.success = ep.success or task_success(ep.task, ep.start, ep.obs)
+            ep.done = done or ep.success
+            ep.steps.append({
+                "step": step, "frame_png": frame, "scene": scenes[id(ep)],
+                "question": q.text, "question_kind": q.kind, "truth": list(q.truth),
+                "perception": {"texts": p["texts"], "answers": p["answers"], "confs": p["confs"],
+                               "answer": p["answer"], "conf": p["conf"],
+                               "correct": grade_answer(q, p["answer"])},
+                "action": {"texts": a["texts"], "answers": a["answers"], "confs": a["confs"],
+                           "skill": skill, "skill_run": skill or "noop", "conf": a["conf"],
+                           "success": bool(ok)},
+                "primitives": prims, "task_success": ep.success,
+            })
+            ep.reflection = (f"you answered '{p['answer']}' to '{q.text}' and chose '{skill or 'noop'}', "
+                             f"which {'worked' if ok else 'did not work'}.")
+    bar.close()
+    return _collect(cfg, eps, llm)
+
+
+def _metrics(conf: list, correct: list, cfg: Config) -> dict:
+    pairs = [(c, y) for c, y in zip(conf, correct) if c is not None]
+    out = {"n": len(conf), "n_conf_unparsed": len(conf) - len(pairs),
+           "accuracy": float(np.mean(correct)) if correct else float("nan")}
+    if pairs:
+        s = cal.calibration_summary([c for c, _ in pairs], [y for _, y in pairs], cfg.n_bins,
+                                    cfg.ece_strategy, cfg.pr_convention)
+        out.update({k: s[k] for k in ("mean_conf", "ece", "brier", "auroc", "pr_p", "pr_n")})
+    else:
+        out.update({k: float("nan") for k in ("mean_conf", "ece", "brier", "auroc", "pr_p", "pr_n")})
+    return out
+
+
+def _collect(cfg: Config, eps: list[_Episode], llm) -> dict:
+    names = [_combo_name(e, x) for e, x in combos(cfg)]
+    table, rel, summary = {}, {}, {}
+    for name in names:
+        mine = [ep for ep in eps if ep.name == name]
+        row, rel[name] = {}, {}
+        for stage, key in (("perception", "correct"), ("action", "success")):
+            steps = [s[stage] for ep in mine for s in ep.steps]
+            conf = [s["conf"] for s in steps]
+            y = [int(s[key]) for s in steps]
+            row[stage] = _metrics(conf, y, cfg)
+            row[stage]["n_answer_unparsed"] = sum(
+                1 for s in steps for a in s["answers"] if a is None)
+            ok = [(c, v) for c, v in zip(conf, y) if c is not None]
+            rel[name][stage] = (cal.reliability_diagram([c for c, _ in ok], [v for _, v in ok], cfg.n_bins,
+                                                        cfg.ece_strategy) if ok else None)
+        row["task_success"] = float(np.mean([ep.success for ep in mine])) if mine else float("nan")
+        table[name] = row
+        summary[name] = {st: {k: row[st][k] for k in ("accuracy", "ece", "auroc", "pr_p", "pr_n",
+                                                      "n_conf_unparsed", "n_answer_unparsed")}
+                         for st in ("perception", "action")}
+        summary[name]["task_success"] = row["task_success"]
+    usage = getattr(llm, "usage", None)
+    tokens = {"prompt": getattr(usage, "prompt_tokens", None),
+              "completion": getattr(usage, "completion_tokens", None),
+              "cache_hits": getattr(usage, "cache_hits", None)}
+    episodes = [{"task": ep.task.id, "level": ep.task.level, "goal": ep.task.goal, "combo": ep.name,
+                 "elicitation": ep.elic, "execution": ep.exec, "world_seed": ep.world_seed,
+                 "frame_scale": cfg.frame_scale, "success": ep.success, "steps": ep.steps} for ep in eps]
+    return {"summary": summary, "table": table, "reliability": rel, "episodes": episodes, "combos": names,
+            "tokens": tokens, "config": cfg.to_dict()}
+
+
+def replay(episode: dict, question_kinds=None, near_radius: int = 3) -> dict:
+    """Re-run a saved episode's primitive actions in a fresh Crafter world and re-grade it.
+
+    Checks that each step's question truth (from the semantic map) and the final task success are
+    reproduced, and that the re-rendered frame equals the stored one at every step. Returns
+    ``{"steps", "truth_match", "frame_match", "success", "success_match"}``.
+    """
+    task = get_tasks([episode["task"]])[0]
+    env = CrafterEnv(seed=episode["world_seed"])
+    obs = env.reset()
+    start = obs
+    matches, frames = [], []
+    for s in episode["steps"]:
+        q = make_question(obs, s["question_kind"], _question_target(s["question"]), near_radius)
+        matches.append(list(q.truth) == list(s["truth"]))
+        frames.append(frame_png_b64(obs.frame, episode.get("frame_scale", 2)) == s["frame_png"])
+        for a in s["primitives"]:
+            obs, _ = env.step(a)
+    ok = task_success(task, start, obs)
+    return {"steps": len(episode["steps"]), "truth_match": matches, "frame_match": frames, "success": ok,
+            "success_match": ok == episode["success"]}
+
+
+def _question_target(text: str) -> str:
+    m = re.search(r"(?:many|there|nearest) (\w+)", text)
+    if not m:
+        raise ValueError(f"cannot read the question target from {text!r}")
+    return m.group(1)

@@ -1,0 +1,248 @@
+"""Environments behind one interface: Crafter (offline default) and a MineDojo adapter.
+
+Both return :class:`Observation`: the RGB frame, a grid of named cells around the player (the ground
+truth that perception questions are graded against), inventory, achievements and the player's facing.
+
+- :class:`CrafterEnv` wraps ``crafter.Env`` (seeded, offline). The visible area is Crafter's local view,
+  9 columns x 7 rows centred on the player; cell names come from the semantic map
+  (``info["semantic"]``, ids = Crafter's material ids then Player, Cow, Zombie, Skeleton, Arrow, Plant).
+- :class:`MineDojoEnv` wraps ``minedojo.make`` and converts MineDojo's observation dict
+  (``rgb`` (3, H, W), ``inventory`` {name, quantity}, ``voxels`` {block_name (X, Y, Z)},
+  ``location_stats`` {pos, yaw, pitch}) through :func:`observation_from_minedojo`, which is tested on a
+  hand-made dict. MineDojo needs the ``minedojo`` package (pip<24.1 + gym==0.21.0), Java 8, xvfb and
+  internet on the first reset; :func:`minedojo_missing` lists what this machine lacks and
+  :class:`MineDojoUnavailable` says so. The horizontal slice of the voxel cube at the player's feet
+  level + 1 is used as the "visible grid" (reconstruction: the paper's perception ground truth is
+  not public).
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+__all__ = ["Observation", "EmbodiedEnv", "CrafterEnv", "MineDojoEnv", "MineDojoUnavailable",
+           "observation_from_minedojo", "minedojo_missing", "frame_png_b64", "CRAFTER_NAMES"]
+
+# Crafter semantic ids: materials (constants order) then object classes in SemanticView order
+CRAFTER_NAMES = ["none", "water", "grass", "stone", "path", "sand", "tree", "lava", "coal", "iron",
+                 "diamond", "table", "furnace", "player", "cow", "zombie", "skeleton", "arrow", "plant"]
+DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+
+
+@dataclass
+class Observation:
+    """What the agent gets each step.
+
+    ``grid[x][y]`` holds cell names, shape (W, H) with the player at ``center`` (x right, y down).
+    """
+
+    frame: np.ndarray  # (H, W, 3) uint8
+    grid: list[list[str]]  # (W, H) names
+    center: tuple[int, int]
+    inventory: dict[str, int]
+    achievements: dict[str, int]
+    facing: tuple[int, int] = (0, 1)
+    extra: dict = field(default_factory=dict)
+
+    def cells(self) -> list[tuple[str, int, int]]:
+        """All visible cells as (name, dx, dy) relative to the player (player cell excluded)."""
+        cx, cy = self.center
+        out = []
+        for x, col in enumerate(self.grid):
+            for y, name in enumerate(col):
+                if (x, y) != (cx, cy):
+                    out.append((name, x - cx, y - cy))
+        return out
+
+    def facing_cell(self) -> str:
+        cx, cy = self.center
+        x, y = cx + self.facing[0], cy + self.facing[1]
+        if 0 <= x < len(self.grid) and 0 <= y < len(self.grid[0]):
+            return self.grid[x][y]
+        return "none"
+
+
+class EmbodiedEnv(Protocol):
+    """One interface for every backend: primitive actions by name."""
+
+    action_names: list[str]
+
+    def reset(self) -> Observation: ...
+
+    def step(self, action: str) -> tuple[Observation, bool]: ...
+
+
+def frame_png_b64(frame: np.ndarray, scale: int = 2) -> str:
+    """A frame (H, W, 3) uint8 as a base64 PNG (nearest-neighbour upscaled by ``scale``)."""
+    from PIL import Image
+
+    img = Image.fromarray(np.asarray(frame, dtype=np.uint8))
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+class CrafterEnv:
+    """Crafter with named primitive actions and semantic-map ground truth.
+
+    ``seed`` fixes the world; ``length`` is Crafter's episode length.
+    """
+
+    VIEW = (9, 7)  # local view (columns, rows) that the frame shows above the inventory bar
+
+    def __init__(self, seed: int = 0, length: int = 10000, size: int = 64):
+        try:
+            import crafter
+        except ImportError as e:  # pragma: no cover - crafter is a core dependency here
+            raise ImportError("CrafterEnv needs the 'crafter' package (pip install crafter)") from e
+        self._env = crafter.Env(seed=int(seed), length=length, size=(size, size), reward=False)
+        self.action_names = list(crafter.constants.actions)
+        self.seed = int(seed)
+        self._last = None
+
+    def _observe(self, frame: np.ndarray, info: dict) -> Observation:
+        sem = info["semantic"]  # (64, 64) ids indexed [x, y]
+        px, py = (int(v) for v in info["player_pos"])
+        w, h = self.VIEW
+        grid = []
+        for dx in range(-(w // 2), w // 2 + 1):
+            col = []
+            for dy in range(-(h // 2), h // 2 + 1):
+                x, y = px + dx, py + dy
+                inside = 0 <= x < sem.shape[0] and 0 <= y < sem.shape[1]
+                col.append(CRAFTER_NAMES[int(sem[x, y])] if inside else "none")
+            grid.append(col)
+        player = self._env._player
+        return Observation(frame=np.asarray(frame, dtype=np.uint8), grid=grid, center=(w // 2, h // 2),
+                           inventory=dict(info["inventory"]), achievements=dict(info["achievements"]),
+                           facing=tuple(int(v) for v in player.facing), extra={"player_pos": (px, py)})
+
+    def reset(self) -> Observation:
+        frame = self._env.reset()
+        # Crafter returns info only from step(); a noop gives it without changing the world but the daylight
+        frame, _, _, info = self._env.step(0)
+        self._last = self._observe(frame, info)
+        return self._last
+
+    def clone(self) -> "CrafterEnv":
+        """An independent copy in the same state (world generation costs seconds; copying is fast)."""
+        return copy.deepcopy(self)
+
+    @property
+    def last(self) -> Observation | None:
+        """The latest observation."""
+        return self._last
+
+    def step(self, action: str) -> tuple[Observation, bool]:
+        if action not in self.action_names:
+            raise ValueError(f"unknown Crafter action {action!r}; known: {self.action_names}")
+        frame, _, done, info = self._env.step(self.action_names.index(action))
+        self._last = self._observe(frame, info)
+        return self._last, bool(done)
+
+
+# --------------------------------------------------------------------------------------- MineDojo
+class MineDojoUnavailable(RuntimeError):
+    """MineDojo cannot start on this machine; the message lists what is missing."""
+
+
+def minedojo_missing() -> list[str]:
+    """What this machine lacks to run MineDojo (empty list = everything found)."""
+    missing = []
+    try:
+        import minedojo  # noqa: F401
+    except ImportError:
+        missing.append("the 'minedojo' package (pip<24.1, setuptools==65.5.0, wheel==0.38.4, "
+                       "pip install --no-build-isolation gym==0.21.0, pip install minedojo, then numpy<2)")
+    java = shutil.which("java")
+    if java is None:
+        missing.append("Java 8 (a JDK 8 'java' on PATH; Debian 12 ships only OpenJDK 17)")
+    else:
+        try:
+            v = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=10).stderr
+        except (OSError, subprocess.SubprocessError):
+            v = ""
+        if '"1.8' not in v:
+            missing.append(f"Java 8 (found: {v.splitlines()[0] if v else 'unknown java'})")
+    if shutil.which("Xvfb") is None and shutil.which("xvfb-run") is None:
+        missing.append("xvfb (apt-get install xvfb) for headless rendering")
+    return missing
+
+
+def observation_from_minedojo(obs: dict) -> Observation:
+    """Convert a MineDojo observation dict into an :class:`Observation`.
+
+    Needs ``rgb`` (3, H, W), ``inventory`` with ``name`` and ``quantity`` arrays, ``voxels`` with
+    ``block_name`` (X, Y, Z); ``location_stats`` (``yaw``) is optional. The grid is the voxel slice at
+    the middle height (the player's head level), x to the right, z forward as "down" rows.
+    """
+    need = [("rgb",), ("inventory", "name"), ("inventory", "quantity"), ("voxels", "block_name")]
+    for path in need:
+        d = obs
+        for k in path:
+            if not isinstance(d, dict) or k not in d:
+                raise KeyError(f"MineDojo observation lacks {'/'.join(path)}; keys: {sorted(obs)}")
+            d = d[k]
+    rgb = np.asarray(obs["rgb"])
+    if rgb.ndim != 3 or rgb.shape[0] != 3:
+        raise ValueError(f"MineDojo rgb must be (3, H, W), got {rgb.shape}")
+    frame = np.transpose(rgb, (1, 2, 0)).astype(np.uint8)  # (H, W, 3)
+    inv: dict[str, int] = {}
+    for name, q in zip(np.asarray(obs["inventory"]["name"]).reshape(-1),
+                       np.asarray(obs["inventory"]["quantity"]).reshape(-1)):
+        name = str(name).replace(" ", "_")
+        if name in ("air", "none"):
+            continue
+        inv[name] = inv.get(name, 0) + int(q)
+    vox = np.asarray(obs["voxels"]["block_name"])  # (X, Y, Z)
+    if vox.ndim != 3:
+        raise ValueError(f"MineDojo voxels/block_name must be (X, Y, Z), got {vox.shape}")
+    mid = vox.shape[1] // 2
+    grid = [[str(vox[x, mid, z]).replace(" ", "_") for z in range(vox.shape[2])] for x in range(vox.shape[0])]
+    center = (vox.shape[0] // 2, vox.shape[2] // 2)
+    extra = {k: np.asarray(v).tolist() for k, v in obs.get("location_stats", {}).items()}
+    return Observation(frame=frame, grid=grid, center=center, inventory=inv, achievements={},
+                       facing=(0, 1), extra=extra)
+
+
+class MineDojoEnv:
+    """MineDojo through the same interface. Primitive actions: the names of ``ACTIONS`` mapped to
+    MineDojo's MultiDiscrete(8) action vector (forward/back, left/right, jump, camera pitch/yaw,
+    functional: use/attack)."""
+
+    ACTIONS = {"noop": {}, "move_forward": {0: 1}, "move_back": {0: 2}, "move_left": {1: 1},
+               "move_right": {1: 2}, "jump": {2: 1}, "turn_left": {4: 11}, "turn_right": {4: 13},
+               "use": {5: 1}, "attack": {5: 3}}
+
+    def __init__(self, task_id: str = "open-ended", image_size: tuple[int, int] = (160, 256), seed: int = 0,
+                 **kwargs):
+        missing = minedojo_missing()
+        if missing:
+            raise MineDojoUnavailable("MineDojo cannot start here; missing: " + "; ".join(missing)
+                                      + ". The first reset() also needs internet (gradle, Maven, Mojang) "
+                                      "to build Minecraft. Use CrafterEnv offline.")
+        import minedojo
+
+        self._env = minedojo.make(task_id=task_id, image_size=image_size, seed=seed, **kwargs)
+        self.action_names = list(self.ACTIONS)
+
+    def reset(self) -> Observation:  # pragma: no cover - needs MineDojo
+        return observation_from_minedojo(self._env.reset())
+
+    def step(self, action: str) -> tuple[Observation, bool]:  # pragma: no cover - needs MineDojo
+        if action not in self.ACTIONS:
+            raise ValueError(f"unknown MineDojo action {action!r}; known: {self.action_names}")
+        vec = self._env.action_space.no_op()
+        for i, v in self.ACTIONS[action].items():
+            vec[i] = v
+        obs, _, done, _ = self._env.step(vec)
+        return observation_from_minedojo(obs), bool(done)
