@@ -59,12 +59,34 @@ def strip_notebook(nb, keep_checked: bool = True):
     return nb
 
 
+def infer_type(default: str) -> str:
+    """Type name of a parameter from its default's source text (papermill only types annotated ones).
+
+    >>> infer_type("3"), infer_type("0.5"), infer_type('"x"'), infer_type("[1]"), infer_type("True"), infer_type("None")
+    ('int', 'float', 'str', 'list', 'bool', 'None')
+    """
+    import ast
+
+    try:
+        v = ast.literal_eval(default)
+    except (ValueError, SyntaxError):
+        return "None"
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict",
+            tuple: "list"}.get(type(v), "None")
+
+
 def notebook_parameters(path: str | os.PathLike) -> dict[str, dict]:
-    """Parameters of a notebook's ``parameters`` cell: name -> {default, type, help} (via papermill)."""
+    """Parameters of a notebook's ``parameters`` cell: name -> {default, type, help} (via papermill;
+    types of unannotated parameters inferred from their default)."""
     import papermill as pm
 
-    return {k: {"default": v["default"], "type": v["inferred_type_name"], "help": v["help"]}
-            for k, v in pm.inspect_notebook(str(path)).items()}
+    out = {}
+    for k, v in pm.inspect_notebook(str(path)).items():
+        t = v["inferred_type_name"]
+        if t in (None, "None"):
+            t = infer_type(v["default"])
+        out[k] = {"default": v["default"], "type": t, "help": v["help"]}
+    return out
 
 
 def freeze(path: str | os.PathLike, timeout: int = 1800, kernel: str = "python3") -> float:

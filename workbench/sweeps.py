@@ -135,12 +135,20 @@ def _run_ray(nb_id, todo, out: Path, address, max_parallel, timeout) -> dict[str
         (out / "ray_tmp_dir.txt").write_text(str(tmp))
     tmp.mkdir(parents=True, exist_ok=True)
     meta = {n["id"]: n for n in list_notebooks()}[nb_id]["resources"]
-    init_kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    init_kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
+                                   _node_ip_address="127.0.0.1")
     if address:
         init_kw["address"] = address
     else:
         init_kw.update(num_cpus=max_parallel or os.cpu_count(), _temp_dir=str(tmp))
-    ray.init(**init_kw)
+    for attempt in range(3):  # Ray gives its raylet a fixed 30 s to start: on a loaded machine, retry
+        try:
+            ray.init(**init_kw)
+            break
+        except Exception as e:
+            ray.shutdown()
+            if attempt == 2 or "timed out during startup" not in str(e):
+                raise
     try:
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
         opts = {"num_cpus": float(meta.get("cpus", 1)), "num_gpus": float(meta.get("gpus", 0)) if has_gpu else 0.0,
