@@ -156,7 +156,7 @@ def test_description_files_cover_networks():
 
 @pytest.mark.model
 def test_embedded_model_bfs_init_query_is_counted():
-    llm = load_llm("default")
+    llm = load_llm("default", threads=1)  # one torch thread: a shared CPU makes more threads far slower
     prob = cb.load_problem("asia")
 
     res = cb.bfs_discover(llm, prob, SamplingParams(temperature=0.7, max_tokens=16), 0)  # <= 9 short queries
