@@ -14,7 +14,7 @@ LOG=$(mktemp -t vllm-serve-XXXX.log)
   --enforce-eager --served-model-name smollm2 >"$LOG" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
-for i in $(seq 1 240); do
+for i in $(seq 1 ${VLLM_START_S:-900}); do
   if curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null; then break; fi
   if ! kill -0 $SERVER 2>/dev/null; then echo "vllm serve died:"; tail -40 "$LOG"; exit 1; fi
   sleep 1
