@@ -13,7 +13,7 @@ class Config:
     """seed of the experiment (worlds, questions, per-request LLM seeds)"""
     backend: str = "default"
     """LLM spec for workbench.llm.load_llm (default = embedded SmolLM2-135M-Instruct)"""
-    tasks: tuple = ("find_tree", "find_water", "collect_wood")
+    tasks: tuple = ("find_tree", "find_water")
     """task ids from workbench.confidence.tasks.TASKS, or "all" (30 tasks)"""
     elicitation: tuple = ELICITATION
     """elicitation policies run alone (vanilla, self_intervention, cot, plan_solve, top_k)"""
@@ -27,7 +27,7 @@ class Config:
     """how samples become one confidence: consistency or avg_conf (Xiong et al.)"""
     top_k: int = 2
     """guesses asked for by the top_k policy"""
-    max_steps: int = 3
+    max_steps: int = 2
     """agent steps per episode (capped by each task's budget)"""
     temperature: float = 0.7
     """sampling temperature of every call"""
