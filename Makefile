@@ -17,7 +17,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export MPLBACKEND ?= Agg
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: install demo test test-unit test-slow test-vllm test-browser bench notebooks clean-runs help
+.PHONY: install demo test test-unit train-rsa test-slow test-vllm test-browser bench notebooks clean-runs help
 
 help:
 	@echo "make demo | make test | make test-slow | make test-vllm | make test-browser | make bench"
@@ -66,6 +66,10 @@ test-vllm: install
 test-browser: install
 	bash scripts/setup_browser.sh $(VENV)
 	$(BIN)/python -m pytest -q -m browser -p no:cacheprovider tests/test_browser.py $(PYTEST_ARGS)
+
+# Aggregation-aware training of the embedded model for RSA (about 15 minutes on 2 cores).
+train-rsa: install
+	$(BIN)/python scripts/train_rsa_aggregation.py --out checkpoints/rsa_agg
 
 clean-runs:
 	rm -rf runs
