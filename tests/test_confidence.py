@@ -212,3 +212,14 @@ def test_config_errors():
         run(Config(elicitation=("magic",)), llm=load_llm("scripted", cache="off"), progress=False)
     with pytest.raises(ValueError, match="aggregation"):
         Config(aggregation="mean").validate()
+
+
+@pytest.mark.model
+def test_embedded_model_one_step():
+    """The embedded model through the whole loop: every graded step is either parsed or counted."""
+    cfg = Config(tasks=("find_tree",), max_steps=1, elicitation=("vanilla",), execution=())
+    r = run(cfg, progress=False)
+    for stage in ("perception", "action"):
+        m = r["table"]["vanilla"][stage]
+        assert m["n"] == 1 and 0 <= m["n_conf_unparsed"] <= 1
+    assert r["tokens"]["completion"] is not None
