@@ -98,7 +98,8 @@ def test_notebook_runs_and_widgets_respond(lab, browser, nb):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{base}/lab/tree/{nb}.ipynb?token={token}", wait_until="domcontentloaded")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-    page.wait_for_selector("text=Idle", timeout=300_000)  # kernel started
+    page.wait_for_function("() => document.querySelector('#jp-main-statusbar')?.innerText.includes('Idle')",
+                           timeout=300_000)  # kernel started
     n_code = page.locator(".jp-CodeCell").count()
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()

@@ -6,7 +6,8 @@ import pytest
 
 MODULES = ["workbench.seeding", "workbench.results", "workbench.runs", "workbench.llm",
            "workbench.llm.base", "workbench.llm.backend", "workbench.llm.registry",
-           "workbench.tasks.math_answers", "workbench.nbtools", "workbench.sweeps"]
+           "workbench.tasks.math_answers", "workbench.nbtools", "workbench.sweeps",
+           "workbench.calibration"]
 
 
 @pytest.mark.parametrize("name", MODULES)
