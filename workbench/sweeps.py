@@ -8,7 +8,10 @@ Ray tasks (a local ``ray.init`` or a cluster address). Each grid point is an ord
   GPUs are requested only where the cluster has them, so the same sweep packs GPU runs on a GPU
   cluster and still runs on a laptop.
 - Ray writes only under the sweep folder: its temp/session dir is set there (``_temp_dir``), the
-  dashboard is off, and Ray is shut down at the end, also on error.
+  dashboard is off, and Ray is shut down at the end, also on error. Ray's Unix socket paths must stay
+  under 108 bytes, so for a sweep folder with a long path the session lives in a short temporary
+  folder for the sweep's duration; its logs are then copied to ``<sweep>/ray_logs`` and the folder
+  removed.
 """
 from __future__ import annotations
 
@@ -127,11 +130,11 @@ def _run_ray(nb_id, todo, out: Path, address, max_parallel, timeout) -> dict[str
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token files in the home directory
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Unix socket paths must stay short (<108 bytes): a short folder under the sweep, else /tmp.
-    tmp = out / "ray"
+    tmp, outside = out / "ray", False
     if len(str(tmp)) > 60:
         import tempfile
 
-        tmp = Path(tempfile.mkdtemp(prefix="wb-ray-"))
+        tmp, outside = Path(tempfile.mkdtemp(prefix="wb-ray-")), True
         (out / "ray_tmp_dir.txt").write_text(str(tmp))
     tmp.mkdir(parents=True, exist_ok=True)
     meta = {n["id"]: n for n in list_notebooks()}[nb_id]["resources"]
@@ -167,6 +170,13 @@ def _run_ray(nb_id, todo, out: Path, address, max_parallel, timeout) -> dict[str
         return results
     finally:
         ray.shutdown()
+        if outside:  # keep Ray's logs with the sweep, remove the short-path session folder
+            import shutil
+
+            logs = tmp / "session_latest" / "logs"
+            if logs.exists():
+                shutil.copytree(logs, out / "ray_logs", dirs_exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def sweep_report(base: str | Path | None) -> Path | None:
