@@ -2,9 +2,9 @@
 
 
 def pytest_collection_modifyitems(session, config, items):
-    # nbval waits only 5 s (hard-coded) for a finished cell's outputs to arrive on the iopub channel;
-    # on a busy machine a cell that printed a large figure can take longer, failing a correct notebook.
+    # nbval waits only 5 s (hard-coded on each cell item) for a finished cell's outputs to arrive on the
+    # iopub channel; on a busy machine a long cell's last messages can take longer, failing a correct
+    # notebook ("Timeout of 5 seconds exceeded waiting for output").
     for item in items:
-        parent = getattr(item, "parent", None)
-        if parent is not None and hasattr(parent, "output_timeout"):
-            parent.output_timeout = 120
+        if hasattr(item, "output_timeout"):
+            item.output_timeout = 120
