@@ -34,6 +34,9 @@ class FakeServer:
                 else:
                     msgs = body.get("messages")
                     prompt = msgs[-1]["content"] if msgs else body["prompt"]
+                    if isinstance(prompt, list):  # OpenAI content parts: echo the text, count the images
+                        n_img = sum(p.get("type") == "image_url" for p in prompt)
+                        prompt = " ".join(p["text"] for p in prompt if p.get("type") == "text") + f" images={n_img}"
                     text = f"echo {prompt} seed={body.get('seed')} t={body['temperature']}"
                     words = text.split()[: body["max_tokens"]]
                     text = " ".join(words)

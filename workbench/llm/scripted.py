@@ -6,7 +6,8 @@
 - a callable ``f(prompt, request) -> str`` (``request.seed``, ``request.sample``, ``request.index``).
 
 Tokens are whitespace-separated words; ``max_tokens`` and ``stop`` are honoured like a real model.
-Every prompt it saw is kept in ``calls`` (one list per ``generate`` call) for tests to inspect.
+Every prompt it saw is kept in ``calls`` (one list per ``generate`` call) for tests to inspect, image
+parts included, exactly as they were passed (it accepts images; ``prompt_text`` reads the text only).
 """
 from __future__ import annotations
 
@@ -18,8 +19,18 @@ from .base import Completion, Prompt, SamplingParams, apply_stop, as_chat
 
 
 def prompt_text(prompt: Prompt) -> str:
-    """The text of a prompt (a chat's messages joined)."""
-    return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in as_chat(prompt))
+    """The text of a prompt (a chat's messages joined; of a message with parts, its text parts joined,
+    images left out).
+
+    >>> prompt_text([{"role": "user", "content": [{"type": "text", "text": "a"},
+    ...              {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}]}])
+    'a'
+    """
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(m["content"] if isinstance(m["content"], str)
+                     else "\n".join(p["text"] for p in m["content"] if p["type"] == "text")
+                     for m in as_chat(prompt))
 
 
 class ScriptedLLM(Backend):

