@@ -37,9 +37,12 @@ class Config:
     life_loss_as_termination: bool = True
     """Atari: store a lost life as a termination for training (STORM does); the episode goes on"""
     dmc_size: int = 64
-    """DeepMind Control pixel side"""
+    """DeepMind Control pixel side (paper: 64)"""
     dmc_action_repeat: int = 2
-    """DeepMind Control action repeat"""
+    """DeepMind Control action repeat (paper: 2)"""
+    dmc_shadows_reflections: bool = True
+    """DeepMind Control: render MuJoCo's shadows and reflections (the standard look); False is several
+    times faster on a software GL but changes the frames"""
     max_episode_steps: int = 2000
     """time limit on episodes (truncation, not termination)"""
 
@@ -64,8 +67,15 @@ class Config:
     dropout: float = 0.0
     """dropout in the sequence model (STORM: 0.1; 0 keeps the small CPU runs deterministic)"""
     state_mixer: str = "concat"
-    """how [z, action] become one token: `concat` (linear on the concatenation, STORM's stem; used for
-    discrete one-hot and continuous action vectors alike)"""
+    """how [z, action] become one token (the GIT-STORM authors' variants): `concat` (STORM's stem on the
+    concatenation; the authors' DMC default), `concat+attn` (action queries attend over [z, a] of steps
+    <= t, then the stem) or `z+attn` (action queries attend over z of steps <= t). The authors' attention
+    was not causal over time; here it is (see workbench.git_storm.world_model)"""
+    mixer_heads: int = 2
+    """attention heads of the `concat+attn` / `z+attn` mixers (authors: 2)"""
+    mixer_attn_dim: int = 0
+    """query/key/value width of the attention mixers; 0 = the action size (authors' choice), must be
+    divisible by `mixer_heads`"""
     reward_bins: int = 255
     """two-hot bins of the symlog reward and value heads (STORM: 255 on [-20, 20])"""
     free_bits: float = 1.0
