@@ -8,8 +8,18 @@
   gymnasium's ``AtariPreprocessing`` (frame skip ``cfg.atari_frame_skip`` with max-pooling of the last
   two frames, resize to ``cfg.atari_size``, RGB, no no-op starts) as in STORM's wrappers;
   ``info["life_loss"]`` flags a lost life (STORM stores it as a termination).
-- ``dmc:<domain>-<task>`` (dm-control, optional extra ``dmc``): pixels from camera 0 at
-  ``cfg.dmc_size``, action repeat ``cfg.dmc_action_repeat``, actions in [-1, 1]^A.
+- ``dmc:<domain>-<task>`` (dm-control with ``mujoco==3.17.0``, optional extra ``dmc``): frames
+  (3, ``cfg.dmc_size``, ``cfg.dmc_size``) uint8 rendered by MuJoCo at that size (64 in the paper) from
+  camera 0 (camera 2 for quadruped, the DreamerV3 convention); actions float32 in [-1, 1]^A (Box),
+  rescaled to the task's action bounds; each step repeats the action ``cfg.dmc_action_repeat`` times
+  (paper: 2) and sums the rewards, so a step's reward lies in [0, repeat] (suite rewards are in [0, 1]).
+  An episode ends by the suite's time limit (1000 physics steps = 500 env steps at repeat 2) as a
+  truncation; a step with discount 0 (a true terminal state, rare in the suite) is a termination.
+  ``reset(seed=s)`` rebuilds the task with ``random=s``: the same seed gives the same frames for the same
+  actions. Headless rendering needs ``MUJOCO_GL`` set before mujoco is first imported: ``egl`` (default
+  here; works with Debian's libegl1 + libegl-mesa0 + libgl1-mesa-dri) or ``osmesa`` (needs libosmesa6).
+  ``cfg.dmc_shadows_reflections=False`` turns MuJoCo's shadows and reflections off: several times faster
+  on a software GL, but the frames differ from the standard DMC look.
 
 Every env is wrapped in a time limit of ``cfg.max_episode_steps`` (truncation).
 """
@@ -123,11 +133,13 @@ def make_atari(game: str, cfg) -> gym.Env:
 
 
 class DMCPixels(gym.Env):
-    """dm-control suite task from pixels: frames (3, S, S) uint8, Box actions in [-1, 1]^A."""
+    """dm-control suite task from pixels (see the module docstring): obs (3, S, S) uint8, Box actions
+    float32 in [-1, 1]^A, reward in [0, action_repeat] per step."""
 
     metadata = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, domain: str, task: str, size: int = 64, action_repeat: int = 2, seed: int = 0):
+    def __init__(self, domain: str, task: str, size: int = 64, action_repeat: int = 2, seed: int = 0,
+                 shadows_reflections: bool = True):
         os.environ.setdefault("MUJOCO_GL", "egl")
         try:
             from dm_control import suite
@@ -135,17 +147,25 @@ class DMCPixels(gym.Env):
             raise ImportError("DeepMind Control needs the `dmc` extra: pip install -e '.[dmc]' "
                               "(dm-control with mujoco==3.17.0; headless rendering with MUJOCO_GL=egl or "
                               "osmesa)") from e
+        if size < 1 or action_repeat < 1:
+            raise ValueError(f"size and action_repeat must be >= 1, got {size}, {action_repeat}")
+        if (domain, task) not in suite.ALL_TASKS:
+            raise ValueError(f"unknown DMC task {domain}-{task}; e.g. walker-walk, cartpole-swingup, cheetah-run")
         self._suite, self.domain, self.task = suite, domain, task
         self.size, self.repeat = size, action_repeat
+        self.camera = 2 if domain == "quadruped" else 0
+        self._scene_callback = None if shadows_reflections else _no_shadows_reflections
         self.env = suite.load(domain, task, task_kwargs={"random": seed})
         spec = self.env.action_spec()
-        self.low, self.high = spec.minimum, spec.maximum
+        self.low, self.high = spec.minimum.astype(np.float64), spec.maximum.astype(np.float64)
         self.action_space = gym.spaces.Box(-1.0, 1.0, spec.shape, np.float32)
         self.observation_space = gym.spaces.Box(0, 255, (3, size, size), np.uint8)
+        self.reward_range = (0.0, float(action_repeat))
         self.render_mode = "rgb_array"
 
     def _frame(self):
-        img = self.env.physics.render(self.size, self.size, camera_id=0)
+        img = self.env.physics.render(self.size, self.size, camera_id=self.camera,
+                                      scene_callback=self._scene_callback)  # (S, S, 3) uint8
         return np.ascontiguousarray(img.transpose(2, 0, 1))
 
     def reset(self, *, seed=None, options=None):
@@ -156,15 +176,30 @@ class DMCPixels(gym.Env):
         return self._frame(), {}
 
     def step(self, action):
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape or not np.all(np.isfinite(action)):
+            raise ValueError(f"action must be a finite array of shape {self.action_space.shape}, got {action!r}")
         a = self.low + (np.clip(action, -1, 1) + 1) / 2 * (self.high - self.low)
-        reward = 0.0
+        reward, term, trunc = 0.0, False, False
         for _ in range(self.repeat):
             ts = self.env.step(a)
             reward += ts.reward or 0.0
             if ts.last():
+                # dm_env: a terminal state has discount 0; the suite's time limit ends with discount 1
+                term = ts.discount is not None and float(ts.discount) == 0.0
+                trunc = not term
                 break
-        # DMC episodes end by time limit only: truncation, never termination
-        return self._frame(), float(reward), False, bool(ts.last()), {}
+        return self._frame(), float(reward), term, trunc, {}
+
+    def render(self):
+        return self._frame().transpose(1, 2, 0)
+
+
+def _no_shadows_reflections(physics, scene):
+    import mujoco
+
+    scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+    scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
 
 
 def make_env(spec: str, cfg, seed: int | None = None) -> gym.Env:
@@ -180,7 +215,8 @@ def make_env(spec: str, cfg, seed: int | None = None) -> gym.Env:
         if "-" not in name:
             raise ValueError(f"dmc spec is 'dmc:<domain>-<task>', got {spec!r}")
         domain, task = name.split("-", 1)
-        env = DMCPixels(domain, task.replace("-", "_"), cfg.dmc_size, cfg.dmc_action_repeat, seed or 0)
+        env = DMCPixels(domain, task.replace("-", "_"), cfg.dmc_size, cfg.dmc_action_repeat, seed or 0,
+                        cfg.dmc_shadows_reflections)
     else:
         raise ValueError(f"unknown env kind {kind!r} in {spec!r} (minatar, atari, dmc)")
     return gym.wrappers.TimeLimit(env, cfg.max_episode_steps)
