@@ -15,22 +15,38 @@ X got closer or is adjacent and faced), ``interact`` (Crafter's ``do``; success 
 achievements or the faced cell changed), ``place X`` / ``make X`` (success = the item was placed / made),
 ``explore`` (``skill_moves`` moves in a seeded random direction; success = the player moved) and
 ``noop`` (success = False: it changes nothing). An unparsable skill choice runs ``noop`` and is counted.
+
+Image observations (``observation="text+image"``, for vision backends): every perception and action
+prompt becomes one user message holding the current frame as an image part (``workbench.llm.image_part``,
+PNG; Crafter re-renders the view at ``image_size`` px, see ``envs.prompt_frame``) followed by the text
+prompt, opened by ``IMAGE_NOTE`` (reconstruction: the paper's GPT-4V prompts are not public). The text
+scene stays in the prompt, so text and image describe the same view. Execution-policy variants of a
+stage all carry the same frame. Each step's trace records the SHA-256 and shape of the PNG that was
+sent (``prompt_image``); ``replay`` re-renders it and checks it. With ``observation="text"`` prompts are
+plain strings, exactly as before (same response-cache keys).
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+
 import numpy as np
 from tqdm.auto import tqdm
 
 from .. import calibration as cal
 from ..seeding import derive_seed, make_rng
 from .config import Config
-from .envs import CrafterEnv, Observation, frame_png_b64
+from .envs import CrafterEnv, Observation, frame_png_b64, prompt_frame
 from .policies import (EXECUTION_STAGE, aggregate, elicit_prompt, execution_variants, parse_confidence,
                        parse_top_k)
 from .tasks import Task, get_tasks, grade_answer, make_question, nearest, parse_answer, task_success
 
-__all__ = ["render_scene", "SKILLS", "parse_skill", "run_skill", "run", "replay", "combos"]
+__all__ = ["render_scene", "SKILLS", "parse_skill", "run_skill", "run", "replay", "combos", "with_image",
+           "IMAGE_NOTE"]
+
+IMAGE_NOTE = ("The image is the current game frame: your view, with you in the centre and your inventory "
+              "in the bottom rows. The text below describes the same view.")
 
 SYMBOLS = {"none": " ", "water": "~", "grass": ".", "stone": "S", "path": "_", "sand": ":", "tree": "T",
            "lava": "L", "coal": "C", "iron": "I", "diamond": "D", "table": "B", "furnace": "F",
@@ -90,6 +106,26 @@ def parse_skill(text: str) -> str | None:
         if num and 1 <= int(num.group(1)) <= len(SKILLS):
             return SKILLS[int(num.group(1)) - 1]
     return None
+
+
+def with_image(prompt: str, image: dict) -> list[dict]:
+    """A text prompt as one user message: the image part, then ``IMAGE_NOTE`` and the text.
+
+    >>> m = with_image("Q?", {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}})
+    >>> [p["type"] for p in m[0]["content"]], m[0]["content"][1]["text"].endswith("Q?")
+    (['image_url', 'text'], True)
+    """
+    from ..llm import text_part
+
+    return [{"role": "user", "content": [image, text_part(IMAGE_NOTE + "\n\n" + prompt)]}]
+
+
+def _image_record(part: dict) -> dict:
+    """What a trace keeps of a prompt image: the SHA-256 of its PNG bytes and its (H, W)."""
+    from ..llm import decode_image_part
+
+    png = base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
+    return {"sha256": hashlib.sha256(png).hexdigest(), "shape": list(decode_image_part(part).shape[:2])}
 
 
 def _snapshot(obs: Observation) -> tuple:
@@ -200,14 +236,15 @@ class _Episode:
         self.reflection = ""
 
 
-def _stage(llm, params, eps, cfg, step, stage, build) -> dict:
-    """One batched call for a stage: ``build(ep)`` -> (base prompt, kind); returns per-episode reads."""
+def _stage(llm, params, eps, cfg, step, stage, build, images=None) -> dict:
+    """One batched call for a stage: ``build(ep)`` -> (base prompt, kind); returns per-episode reads.
+    ``images`` (``id(ep)`` -> image part) attaches each episode's current frame to all its prompts."""
     prompts, owner, seeds = [], [], []
     for i, ep in enumerate(eps):
         base, _ = build(ep)
         xp = ep.exec if EXECUTION_STAGE.get(ep.exec) == stage else "none"
         for j, p in enumerate(execution_variants(xp, base, cfg.k_samples)):
-            prompts.append(p)
+            prompts.append(p if images is None else with_image(p, images[id(ep)]))
             owner.append(i)
             seeds.append(derive_seed(cfg.seed, ep.task.id, ep.name, step, stage, j))
     comps = llm.generate(prompts, params, seeds=seeds)
@@ -242,6 +279,12 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
     cfg.validate()
     if llm is None:
         llm = load_llm(cfg.backend)
+    use_images = cfg.observation == "text+image"
+    if use_images and not getattr(llm, "accepts_images", True):
+        from ..llm import ImageInputError
+
+        raise ImageInputError(getattr(llm, "spec", cfg.backend), getattr(llm, "model_name", "") or
+                              getattr(llm, "model", ""))
     tasks = get_tasks(cfg.tasks)
     eps = []
     for t in tqdm(tasks, desc="worlds", disable=not progress):
@@ -263,6 +306,11 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
             target = cfg.question_targets[int(qr.integers(len(cfg.question_targets)))]
             qs[id(ep)] = make_question(ep.obs, kind, target, cfg.near_radius)
         scenes = {id(ep): render_scene(ep.obs, cfg.scene_format) for ep in active}
+        images = None
+        if use_images:
+            from ..llm import image_part
+
+            images = {id(ep): image_part(prompt_frame(ep.env, ep.obs, cfg.image_size)) for ep in active}
 
         def perc(ep):
             q = qs[id(ep)]
@@ -274,18 +322,19 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
                         "Answer with the skill name. Your confidence is how likely the skill is to succeed.")
             return elicit_prompt(ep.elic, scenes[id(ep)], question, reflection=ep.reflection, k=cfg.top_k), "skill"
 
-        p_out = _stage(llm, params, active, cfg, step, "perception", perc)
-        a_out = _stage(llm, params, active, cfg, step, "action", action)
+        p_out = _stage(llm, params, active, cfg, step, "perception", perc, images)
+        a_out = _stage(llm, params, active, cfg, step, "action", action, images)
         for i, ep in enumerate(active):
             q, p, a = qs[id(ep)], p_out[i], a_out[i]
             frame = frame_png_b64(ep.obs.frame, cfg.frame_scale)
+            sent = _image_record(images[id(ep)]) if images is not None else None
             skill = a["answer"]
             rng = make_rng(cfg.seed, "explore", ep.task.id, ep.name, step)
             ep.obs, prims, ok, done = run_skill(ep.env, ep.obs, skill or "noop", moves=cfg.skill_moves, rng=rng)
             ep.success = ep.success or task_success(ep.task, ep.start, ep.obs)
             ep.done = done or ep.success
             ep.steps.append({
-                "step": step, "frame_png": frame, "scene": scenes[id(ep)],
+                "step": step, "frame_png": frame, "prompt_image": sent, "scene": scenes[id(ep)],
                 "question": q.text, "question_kind": q.kind, "truth": list(q.truth),
                 "perception": {"texts": p["texts"], "answers": p["answers"], "confs": p["confs"],
                                "answer": p["answer"], "conf": p["conf"],
@@ -342,7 +391,8 @@ def _collect(cfg: Config, eps: list[_Episode], llm) -> dict:
               "cache_hits": getattr(usage, "cache_hits", None)}
     episodes = [{"task": ep.task.id, "level": ep.task.level, "goal": ep.task.goal, "combo": ep.name,
                  "elicitation": ep.elic, "execution": ep.exec, "world_seed": ep.world_seed,
-                 "frame_scale": cfg.frame_scale, "success": ep.success, "steps": ep.steps} for ep in eps]
+                 "frame_scale": cfg.frame_scale, "observation": cfg.observation, "image_size": cfg.image_size,
+                 "success": ep.success, "steps": ep.steps} for ep in eps]
     return {"summary": summary, "table": table, "reliability": rel, "episodes": episodes, "combos": names,
             "tokens": tokens, "config": cfg.to_dict()}
 
@@ -351,22 +401,30 @@ def replay(episode: dict, question_kinds=None, near_radius: int = 3) -> dict:
     """Re-run a saved episode's primitive actions in a fresh Crafter world and re-grade it.
 
     Checks that each step's question truth (from the semantic map) and the final task success are
-    reproduced, and that the re-rendered frame equals the stored one at every step. Returns
-    ``{"steps", "truth_match", "frame_match", "success", "success_match"}``.
+    reproduced, that the re-rendered frame equals the stored one at every step, and, where the step sent
+    an image to the model, that re-rendering it gives the same PNG (``image_match``; None for steps
+    without one). Returns ``{"steps", "truth_match", "frame_match", "image_match", "success",
+    "success_match"}``.
     """
+    from ..llm import image_part
+
     task = get_tasks([episode["task"]])[0]
     env = CrafterEnv(seed=episode["world_seed"])
     obs = env.reset()
     start = obs
-    matches, frames = [], []
+    matches, frames, images = [], [], []
     for s in episode["steps"]:
         q = make_question(obs, s["question_kind"], _question_target(s["question"]), near_radius)
         matches.append(list(q.truth) == list(s["truth"]))
         frames.append(frame_png_b64(obs.frame, episode.get("frame_scale", 2)) == s["frame_png"])
+        sent = s.get("prompt_image")
+        images.append(None if sent is None else
+                      _image_record(image_part(prompt_frame(env, obs, episode.get("image_size", 256)))) == sent)
         for a in s["primitives"]:
             obs, _ = env.step(a)
     ok = task_success(task, start, obs)
-    return {"steps": len(episode["steps"]), "truth_match": matches, "frame_match": frames, "success": ok,
+    return {"steps": len(episode["steps"]), "truth_match": matches, "frame_match": frames,
+            "image_match": images, "success": ok,
             "success_match": ok == episode["success"]}
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from .policies import ELICITATION, EXECUTION
 
+OBSERVATIONS = ("text", "text+image")
+
 
 @dataclass
 class Config:
@@ -53,6 +55,12 @@ class Config:
     """PR-P/PR-N positive class: xiong (PR-P correct as positives) or swap"""
     frame_scale: int = 2
     """upscaling of the 64x64 frames stored in traces"""
+    observation: str = "text"
+    """what the agent observes: text (scene rendering) or text+image (plus the current frame attached to
+    every perception and action prompt; needs a vision backend, vllm: or openai: with a VLM)"""
+    image_size: int = 256
+    """side in pixels of the attached frame: Crafter re-renders its view at this size; other
+    environments' frames (MineDojo rgb) are resized, longest side, aspect kept; 0 = native frame"""
 
     def validate(self) -> None:
         bad = [e for e in self.elicitation + self.execution_on if e not in ELICITATION]
@@ -66,6 +74,10 @@ class Config:
         for name in ("k_samples", "top_k", "max_steps", "max_tokens", "skill_moves", "n_bins"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {OBSERVATIONS}, got {self.observation!r}")
+        if not isinstance(self.image_size, int) or self.image_size < 0:
+            raise ValueError(f"image_size must be an int >= 0 (0 = native frame), got {self.image_size!r}")
         if not self.question_kinds or not self.question_targets:
             raise ValueError("question_kinds and question_targets must be non-empty")
 

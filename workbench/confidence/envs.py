@@ -14,6 +14,11 @@ truth that perception questions are graded against), inventory, achievements and
   :class:`MineDojoUnavailable` says so. The horizontal slice of the voxel cube at the player's feet
   level + 1 is used as the "visible grid" (reconstruction: the paper's perception ground truth is
   not public).
+
+Frames for vision backends (``prompt_frame``): Crafter re-renders the current view at the asked size
+with its own renderer (``CrafterEnv.render``: sharper than upscaling the 64 px frame); an environment
+without such a renderer (MineDojo, whose ``rgb`` has the size fixed at ``make``) has its observation
+frame resized (nearest neighbour, longest side, aspect kept).
 """
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ from typing import Protocol
 import numpy as np
 
 __all__ = ["Observation", "EmbodiedEnv", "CrafterEnv", "MineDojoEnv", "MineDojoUnavailable",
-           "observation_from_minedojo", "minedojo_missing", "frame_png_b64", "CRAFTER_NAMES"]
+           "observation_from_minedojo", "minedojo_missing", "frame_png_b64", "resize_frame", "prompt_frame",
+           "CRAFTER_NAMES"]
 
 # Crafter semantic ids: materials (constants order) then object classes in SemanticView order
 CRAFTER_NAMES = ["none", "water", "grass", "stone", "path", "sand", "tree", "lava", "coal", "iron",
@@ -91,6 +97,37 @@ def frame_png_b64(frame: np.ndarray, scale: int = 2) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """A frame (H, W, 3) uint8 resized so that its longest side is ``size`` (nearest neighbour, aspect
+    kept; ``size=0`` returns it unchanged).
+
+    >>> resize_frame(np.zeros((16, 24, 3), np.uint8), 48).shape
+    (32, 48, 3)
+    """
+    frame = np.asarray(frame, dtype=np.uint8)
+    if size < 0:
+        raise ValueError(f"size must be >= 0, got {size}")
+    h, w = frame.shape[:2]
+    if size == 0 or max(h, w) == size:
+        return frame
+    from PIL import Image
+
+    f = size / max(h, w)
+    nh, nw = max(1, round(h * f)), max(1, round(w * f))
+    return np.asarray(Image.fromarray(frame).resize((nw, nh), Image.NEAREST))
+
+
+def prompt_frame(env, obs: Observation, size: int) -> np.ndarray:
+    """The frame a vision backend sees, (H, W, 3) uint8: the environment's own render at ``size`` where it
+    has one (``env.render(size)``, Crafter), else the observation's frame resized (MineDojo's rgb)."""
+    if size == 0:
+        return np.asarray(obs.frame, dtype=np.uint8)
+    render = getattr(env, "render", None)
+    if callable(render):
+        return render(size)
+    return resize_frame(obs.frame, size)
+
+
 class CrafterEnv:
     """Crafter with named primitive actions and semantic-map ground truth.
 
@@ -141,6 +178,20 @@ class CrafterEnv:
     def last(self) -> Observation | None:
         """The latest observation."""
         return self._last
+
+    def render(self, size: int) -> np.ndarray:
+        """The current view rendered by Crafter at (size, size), (H, W, 3) uint8, without changing the
+        world: at night Crafter's renderer draws its noise from the world's random state, which is saved
+        and restored around the call so that an extra frame never alters what happens next."""
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        rs = self._env._world.random
+        state = rs.get_state()
+        try:
+            frame = self._env.render((int(size), int(size)))  # a tuple: Crafter tests `size or default`
+        finally:
+            rs.set_state(state)
+        return np.asarray(frame, dtype=np.uint8)
 
     def step(self, action: str) -> tuple[Observation, bool]:
         if action not in self.action_names:
