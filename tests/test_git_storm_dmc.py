@@ -140,3 +140,28 @@ def test_world_model_updates_on_dmc_batches(walker_replay, mixer):
     obs, act, _, _ = rep.sample(rng, 2, 8)
     im = wm.imagine(obs[:, :4], act[:, :4], 4, actions=act[:, 4:], generator=torch_gen(0, "dmc_im"), decode=True)
     assert im["frames"].shape == (2, 5, 3, 64, 64) and im["reward"].shape == (2, 4)
+
+
+def test_large_seeds_accepted():
+    # run() derives 64-bit seeds; the suite takes numpy seeds < 2**32
+    env = make_env("dmc:cartpole-swingup", CFG, seed=2 ** 40 + 5)
+    obs, _ = env.reset(seed=2 ** 63 - 1)
+    assert obs.shape == (3, 64, 64)
+
+
+def test_run_end_to_end_on_dmc():
+    from workbench.git_storm import run
+
+    cfg = Config(env="dmc:cartpole-swingup", enc_channels=(8, 16, 32), groups=8, classes=8, d_model=32,
+                 n_layers=1, n_heads=4, mlp_hidden=32, mg_embed=16, mg_layers=1, mg_heads=2, mg_mlp=32,
+                 batch_size=4, batch_length=12, ac_hidden=32, imagine_batch_size=8, horizon=6,
+                 imagine_context=4, state_mixer="concat+attn", mixer_heads=1, dmc_shadows_reflections=False,
+                 dataset_steps=120, wm_updates=3, eval_context=4, eval_horizon=5, eval_sequences=4,
+                 agent_env_steps=60, warmup_steps=40, pretrain_wm_updates=2, train_wm_every=10,
+                 train_agent_every=10)
+    res = run(cfg, progress=False)
+    s = res["summary"]
+    for p in ("mlp", "maskgit"):
+        assert len(res["comparison"]["priors"][p]["video"]["mse_per_step"]) == 5
+        assert 0 <= s[p]["token_accuracy"] <= 1 and s[p]["token_perplexity"] >= 1
+    assert s["agent"]["updates"] == 2

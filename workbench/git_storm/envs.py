@@ -155,7 +155,7 @@ class DMCPixels(gym.Env):
         self.size, self.repeat = size, action_repeat
         self.camera = 2 if domain == "quadruped" else 0
         self._scene_callback = None if shadows_reflections else _no_shadows_reflections
-        self.env = suite.load(domain, task, task_kwargs={"random": seed})
+        self.env = suite.load(domain, task, task_kwargs={"random": int(seed) % 2 ** 32})  # numpy's seed range
         spec = self.env.action_spec()
         self.low, self.high = spec.minimum.astype(np.float64), spec.maximum.astype(np.float64)
         self.action_space = gym.spaces.Box(-1.0, 1.0, spec.shape, np.float32)
@@ -171,7 +171,7 @@ class DMCPixels(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         if seed is not None:
-            self.env = self._suite.load(self.domain, self.task, task_kwargs={"random": int(seed)})
+            self.env = self._suite.load(self.domain, self.task, task_kwargs={"random": int(seed) % 2 ** 32})
         self.env.reset()
         return self._frame(), {}
 
