@@ -1,6 +1,9 @@
 """Image observations in the embodied-confidence agent (scripted backend): the frame rides on every
 perception and action prompt when asked for, never otherwise; it is Crafter's render of the current
 state; attaching it does not change the world; replay checks it; text-only backends are refused."""
+import copy
+import functools
+
 import numpy as np
 import pytest
 
@@ -12,6 +15,7 @@ from workbench.llm import ImageInputError, decode_image_part, image_part, load_l
 RESPONSES = {"Skills:": "Answer: explore\nConfidence: 50%", None: "Answer: yes\nConfidence: 70%"}
 
 
+@functools.lru_cache(maxsize=None)  # each run builds a Crafter world (seconds): share them; tests copy before editing
 def _run(observation, image_size=96, **kw):
     cfg = Config(backend="scripted", tasks=("find_tree",), max_steps=2, elicitation=("vanilla", "cot"),
                  execution=("scenario_reinterpretation",), k_samples=2, observation=observation,
@@ -38,7 +42,7 @@ def test_images_on_every_prompt_equal_to_the_rendered_frame():
             (img,) = prompt_images(p)
             assert decode_image_part(img).shape == (96, 96, 3)
     # perception and action prompts of one step see the same frame; the trace records it
-    for step, (perc, act) in enumerate([(llm.calls[0], llm.calls[1]), (llm.calls[2], llm.calls[3])]):
+    for perc, act in [(llm.calls[0], llm.calls[1]), (llm.calls[2], llm.calls[3])]:
         assert {prompt_images(p)[0]["image_url"]["url"] for p in perc} == \
                {prompt_images(p)[0]["image_url"]["url"] for p in act}
     for ep in r["episodes"]:
@@ -64,7 +68,7 @@ def test_no_images_when_off_and_prompts_unchanged():
 
 def test_replay_checks_the_sent_image():
     _, _, r = _run("text+image")
-    ep = r["episodes"][0]
+    ep = copy.deepcopy(r["episodes"][0])
     rep = replay(ep)
     assert rep["image_match"] == [True] * len(ep["steps"]) and all(rep["frame_match"])
     ep["steps"][1]["prompt_image"]["sha256"] = "0" * 64  # a tampered record is caught
@@ -107,3 +111,13 @@ def test_config_and_text_only_backend_errors():
     text_only.spec, text_only.model, text_only.model_name = "default", "/x", "SmolLM2-135M-Instruct"
     with pytest.raises(ImageInputError, match="text-only.*vllm:"):
         run(Config(observation="text+image", tasks=("find_tree",)), llm=text_only, progress=False)
+
+
+def test_trace_viewer_says_what_the_model_saw():
+    from widgets import embodied_confidence as view
+
+    _, _, on = _run("text+image")
+    _, _, off = _run("text")
+    s = on["episodes"][0]["steps"][0]["prompt_image"]
+    assert f"text + image (96x96 PNG, sha256 {s['sha256'][:12]}" in view.step_html(on["episodes"][0], 0)
+    assert "model saw: text only" in view.step_html(off["episodes"][0], 0)

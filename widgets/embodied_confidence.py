@@ -77,16 +77,20 @@ def _fmt(v) -> str:
 
 
 def step_html(episode: dict, step: int) -> str:
-    """HTML for one step: frame, scene text, question + truth, answers, confidences, outcomes."""
+    """HTML for one step: frame, scene text, what the model saw (text, or text + image), question + truth,
+    answers, confidences, outcomes."""
     s = episode["steps"][step]
     p, a = s["perception"], s["action"]
     raw_p = "<br>".join(html.escape(t) for t in p["texts"])
     raw_a = "<br>".join(html.escape(t) for t in a["texts"])
+    img = s.get("prompt_image")
+    seen = ("text only" if not img else
+            f"text + image ({img['shape'][0]}x{img['shape'][1]} PNG, sha256 {img['sha256'][:12]}...)")
     return (f"<div style='display:flex;gap:16px'><img src='data:image/png;base64,{s['frame_png']}' "
             f"style='image-rendering:pixelated;width:192px;height:192px'/>"
             f"<pre style='font-size:11px'>{html.escape(s['scene'])}</pre></div>"
             f"<b>Task</b> {html.escape(episode['goal'])} &middot; <b>policy</b> {episode['combo']} &middot; "
-            f"step {s['step']} &middot; task success so far: {s['task_success']}<br>"
+            f"step {s['step']} &middot; task success so far: {s['task_success']} &middot; model saw: {seen}<br>"
             f"<b>Perception</b>: {html.escape(s['question'])} truth={s['truth']} &rarr; answer "
             f"<b>{_fmt(p['answer'])}</b>, confidence <b>{_fmt(p['conf'])}</b>, "
             f"{'correct' if p['correct'] else 'wrong'}<br>"
