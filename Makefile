@@ -17,10 +17,10 @@ export TOKENIZERS_PARALLELISM ?= false
 export MPLBACKEND ?= Agg
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: install demo test test-unit train-rsa test-slow test-vllm test-browser bench notebooks clean-runs help
+.PHONY: install demo test test-unit train-rsa eval-rsa test-slow test-vllm test-browser bench notebooks clean-runs help
 
 help:
-	@echo "make demo | make test | make test-slow | make test-vllm | make test-browser | make bench"
+	@echo "make demo | make test | make test-slow | make test-vllm | make test-browser | make bench | make train-rsa eval-rsa"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,9 +67,16 @@ test-browser: install
 	bash scripts/setup_browser.sh $(VENV)
 	$(BIN)/python -m pytest -q -m browser -p no:cacheprovider tests/test_browser.py $(PYTEST_ARGS)
 
-# Aggregation-aware training of the embedded model for RSA (about 15 minutes on 2 cores).
+# Aggregation-aware training of the embedded model for RSA (about 15 minutes on 2 cores), then RSA with
+# the base and the tuned model on the same evaluation problems (eval-rsa; each a few minutes).
+# On a CPU shared with other jobs add RSA_TRAIN_ARGS="--threads 1".
+RSA_TRAIN_ARGS ?=
+RSA_EVAL_PROBLEMS ?= 12
 train-rsa: install
-	$(BIN)/python scripts/train_rsa_aggregation.py --out checkpoints/rsa_agg
+	$(BIN)/python scripts/train_rsa_aggregation.py --out checkpoints/rsa_agg --skip-eval $(RSA_TRAIN_ARGS)
+eval-rsa: install
+	$(BIN)/python scripts/train_rsa_aggregation.py --eval-only --backend default --eval-problems $(RSA_EVAL_PROBLEMS) $(RSA_TRAIN_ARGS)
+	$(BIN)/python scripts/train_rsa_aggregation.py --eval-only --backend transformers:checkpoints/rsa_agg --eval-problems $(RSA_EVAL_PROBLEMS) $(RSA_TRAIN_ARGS)
 
 clean-runs:
 	rm -rf runs

@@ -14,12 +14,16 @@ Stages (each labelled in the output):
    mean of the other n-1 rewards; loss -A_i * (sum of the completion's token log-probs) / tokens.
    Completions are re-tokenised from their text for the log-prob pass (reconstruction: the backend
    returns text, not token ids; the two agree for this tokenizer on plain text).
+   Partial fine-tuning (CPU-scale choice, ``--train-layers``): only the top decoder layers and the
+   final norm are trained, the paper fine-tunes the whole model. Sequences of one update go through
+   the model as one right-padded batch.
 4. Evaluation before and after: RSA (N=4, K=2, T=3, the notebook's default problems and seed) with the
    in-memory model, mean accuracy per step.
 
 The checkpoint (safetensors + tokenizer) goes to ``--out``; the notebook loads it as
-``transformers:<out>``. ``--time-budget-min`` stops the RL stage early (the run reports how many
-updates it made).
+``transformers:<out>``. ``--time-budget-min`` bounds the run: the warm start stops at 45% of it, RL at 90%
+(the run reports how many steps each stage made). ``--eval-only --backend transformers:checkpoints/rsa_agg --eval-problems 30`` evaluates a
+saved checkpoint (or ``--backend default``, the base model) on more problems than the in-run check.
 
 Run: ``python scripts/train_rsa_aggregation.py --out checkpoints/rsa_agg`` (``make train-rsa``).
 """
@@ -41,23 +45,31 @@ def parse_args(argv=None):
     ap.add_argument("--out", default="checkpoints/rsa_agg", help="output directory of the checkpoint")
     ap.add_argument("--backend", default="default", help="base model spec (transformers backend)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--train-problems", type=int, default=48, help="chain_sum training problems")
+    ap.add_argument("--train-problems", type=int, default=24, help="chain_sum training problems")
     ap.add_argument("--train-task-seed", type=int, default=1000, help="generator seed of the training problems")
     ap.add_argument("--k", type=int, default=2, help="candidates per aggregation prompt")
     ap.add_argument("--pool", type=int, default=4, help="base-model candidates sampled per training problem")
     ap.add_argument("--sets", type=int, default=2, help="aggregation prompts per training problem")
-    ap.add_argument("--sft-steps", type=int, default=60, help="supervised warm-start steps (0 = none)")
-    ap.add_argument("--sft-batch", type=int, default=8)
-    ap.add_argument("--sft-lr", type=float, default=5e-5)
-    ap.add_argument("--rl-steps", type=int, default=30, help="RLOO updates")
-    ap.add_argument("--rl-prompts", type=int, default=4, help="prompts per RLOO update")
+    ap.add_argument("--sft-steps", type=int, default=16, help="supervised warm-start steps (0 = none)")
+    ap.add_argument("--sft-batch", type=int, default=4)
+    ap.add_argument("--sft-lr", type=float, default=1e-4)
+    ap.add_argument("--rl-steps", type=int, default=40, help="RLOO updates (the time budget usually stops earlier)")
+    ap.add_argument("--rl-prompts", type=int, default=2, help="prompts per RLOO update")
     ap.add_argument("--rollouts", type=int, default=4, help="RLOO samples per prompt (paper: 4)")
-    ap.add_argument("--rl-lr", type=float, default=1e-5)
+    ap.add_argument("--rl-lr", type=float, default=2e-5)
+    ap.add_argument("--train-layers", type=int, default=8,
+                    help="train only the top N decoder layers and the final norm (0 = all parameters); "
+                         "CPU-scale choice, the paper fine-tunes the whole model")
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--eval-problems", type=int, default=6)
     ap.add_argument("--time-budget-min", type=float, default=15.0, help="stop RL when the whole run passes this")
     ap.add_argument("--skip-eval", action="store_true")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0 = torch's default); use 1 on a CPU shared with other jobs, where "
+                         "torch's spinning worker threads slow down many-fold")
+    ap.add_argument("--eval-only", action="store_true",
+                    help="only evaluate --backend (e.g. transformers:checkpoints/rsa_agg) with RSA; no training")
     return ap.parse_args(argv)
 
 
@@ -87,11 +99,17 @@ def main(argv=None) -> dict:
     from workbench.tasks import ReasoningGymTask
     from workbench.tasks.reasoning_gym_tasks import EASY
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rnd = random.Random(args.seed)
     llm = load_llm(args.backend, cache="off")  # the model changes during training: never cache
     model, tok = llm.lm, llm.tokenizer
     report = {"args": vars(args)}
+    if args.eval_only:
+        report["eval"] = evaluate(llm, args, args.backend)
+        print(json.dumps(report["eval"]), flush=True)
+        return report
     if not args.skip_eval:
         report["before"] = evaluate(llm, args, "base")
 
@@ -110,39 +128,69 @@ def main(argv=None) -> dict:
     def prompt_ids(row):
         return llm.render(row["prompt"])
 
-    def seq_logprob(p_ids, c_ids):
-        ids = torch.tensor([p_ids + c_ids])
-        logits = model(ids).logits[0, len(p_ids) - 1:-1]  # (C, V): predictions of the completion tokens
-        lp = torch.log_softmax(logits.float(), -1)
-        return lp.gather(1, torch.tensor(c_ids)[:, None]).sum()
+    def seq_logprobs(pairs):
+        """Summed log-prob of each completion given its prompt, one right-padded forward for the batch."""
+        lens = [len(p) + len(c) for p, c in pairs]
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        ids = torch.full((len(pairs), max(lens)), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, (p, c) in enumerate(pairs):
+            ids[i, :lens[i]] = torch.tensor(p + c)
+            mask[i, :lens[i]] = 1
+        lp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), -1)
+        tok_lp = lp.gather(2, ids[:, 1:, None])[..., 0]  # (B, L-1): log-prob of token t+1
+        out = []
+        for i, (p, c) in enumerate(pairs):
+            out.append(tok_lp[i, len(p) - 1:len(p) - 1 + len(c)].sum())  # the completion's tokens only
+        return torch.stack(out)
+
+    # Partial fine-tuning (CPU-scale choice, labelled): the bottom layers and the (tied) embeddings stay
+    # frozen, so autograd keeps no activations for them and the backward pass stops at the first
+    # trainable layer.
+    if args.train_layers:
+        layers = model.model.layers
+        model.requires_grad_(False)
+        for layer in layers[len(layers) - args.train_layers:]:
+            layer.requires_grad_(True)
+        model.model.norm.requires_grad_(True)
+    trainable = [q for q in model.parameters() if q.requires_grad]
+    n_train = sum(q.numel() for q in trainable)
+    print(f"[model] training {n_train / 1e6:.1f}M of {sum(q.numel() for q in model.parameters()) / 1e6:.1f}M "
+          f"parameters ({args.train_layers or 'all'} top layers)", flush=True)
+    report["trainable_params"] = n_train
+    budget_s = args.time_budget_min * 60
 
     model.train()
     # 2. supervised warm start (labelled): templated correct aggregations from the gold answer ------
     if args.sft_steps:
-        opt = torch.optim.AdamW(model.parameters(), lr=args.sft_lr)
+        opt = torch.optim.AdamW(trainable, lr=args.sft_lr)
         losses = []
         for step in range(args.sft_steps):
+            if time.time() - t_start > 0.45 * budget_s:
+                print(f"[sft] time budget for the warm start reached after {step} steps", flush=True)
+                break
             batch = rnd.sample(rows, min(args.sft_batch, len(rows)))
             opt.zero_grad()
-            tot = 0.0
+            pairs = []
             for r in batch:
                 gold = r["answer"]
                 target = f"Checking the candidates against the problem, the correct result is {gold}.\n<answer>{gold}</answer>"
                 c_ids = tok(target, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-                loss = -seq_logprob(prompt_ids(r), c_ids) / len(c_ids) / len(batch)
-                loss.backward()
-                tot += loss.item()
+                pairs.append((prompt_ids(r), c_ids))
+            lp = seq_logprobs(pairs)
+            loss = -(lp / torch.tensor([len(c) for _, c in pairs])).mean()  # per-token NLL, averaged over the batch
+            loss.backward()
             opt.step()
-            losses.append(tot)
-            if step % 10 == 0 or step == args.sft_steps - 1:
-                print(f"[sft] step {step} loss {tot:.3f} ({time.time() - t_start:.0f} s)", flush=True)
-        report["sft_loss_first_last"] = [losses[0], losses[-1]]
+            losses.append(loss.item())
+            print(f"[sft] step {step} loss {losses[-1]:.3f} ({time.time() - t_start:.0f} s)", flush=True)
+        report["sft_steps_done"] = len(losses)
+        report["sft_loss"] = losses
 
     # 3. RLOO ----------------------------------------------------------------------------------
-    opt = torch.optim.AdamW(model.parameters(), lr=args.rl_lr)
+    opt = torch.optim.AdamW(trainable, lr=args.rl_lr)
     rewards_log, done = [], 0
     for step in range(args.rl_steps):
-        if time.time() - t_start > args.time_budget_min * 60 * 0.8:
+        if time.time() - t_start > 0.9 * budget_s:
             print(f"[rl] time budget reached after {done} updates", flush=True)
             break
         batch = rnd.sample(rows, min(args.rl_prompts, len(rows)))
@@ -152,7 +200,7 @@ def main(argv=None) -> dict:
                                  seeds=[derive_seed(args.seed, "rl", step, i) for i in range(len(batch))])
         model.train()
         opt.zero_grad()
-        rs = []
+        rs, pairs, advs = [], [], []
         for i, r in enumerate(batch):
             p = by_id[r["extra_info"]["problem_id"]]
             group = comps[i * args.rollouts:(i + 1) * args.rollouts]
@@ -161,18 +209,20 @@ def main(argv=None) -> dict:
             p_ids = prompt_ids(r)
             for j, c in enumerate(group):
                 adv = rew[j] - (sum(rew) - rew[j]) / (args.rollouts - 1)  # RLOO baseline
-                if adv == 0:
-                    continue
                 c_ids = tok(c.text, add_special_tokens=False)["input_ids"] + ([tok.eos_token_id] if c.finish_reason == "stop" else [])
-                if not c_ids:
-                    continue
-                loss = -adv * seq_logprob(p_ids, c_ids) / len(c_ids) / (len(batch) * args.rollouts)
-                loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+                if adv != 0 and c_ids:  # zero advantage: no gradient, skip the forward pass
+                    pairs.append((p_ids, c_ids))
+                    advs.append(adv)
+        if pairs:
+            lp = seq_logprobs(pairs) / torch.tensor([len(c) for _, c in pairs])
+            loss = -(torch.tensor(advs) * lp).sum() / (len(batch) * args.rollouts)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            opt.step()
         done += 1
         rewards_log.append(sum(rs) / len(rs))
-        print(f"[rl] step {step} mean reward {rewards_log[-1]:.3f} ({time.time() - t_start:.0f} s)", flush=True)
+        print(f"[rl] step {step} mean reward {rewards_log[-1]:.3f}, {len(pairs)} sequences with non-zero advantage "
+              f"({time.time() - t_start:.0f} s)", flush=True)
     report["rl_updates"] = done
     report["rl_mean_reward"] = rewards_log
     model.eval()
