@@ -77,9 +77,33 @@ def _cmd_sweep(a) -> int:
 
 
 def _cmd_serve(a) -> int:
-    from .sweeps import serve
+    """Serve a notebook as an app (widgets and outputs, code hidden) with Voila.
 
-    return serve(a.id, port=a.port)
+    The process turns into Voila (exec) rather than waiting on it as a child: a signal sent to
+    `workbench serve` (Ctrl-C, a supervisor's or a test's SIGTERM) then reaches Voila itself, which shuts
+    its kernels down before it exits; a child would be orphaned, kernel and all, if only its parent
+    were stopped. Each page load executes the notebook in a fresh kernel (Voila's model)."""
+    import importlib.util
+    import os
+
+    from .runs import RunError, notebook_path
+
+    try:
+        nb = notebook_path(a.id)
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if importlib.util.find_spec("voila") is None:
+        print("error: serving needs Voila: pip install 'workbench[browser]'", file=sys.stderr)
+        return 2
+    if not 0 <= a.port <= 65535:
+        print(f"error: --port {a.port} is not a TCP port", file=sys.stderr)
+        return 2
+    cmd = [sys.executable, "-m", "voila", str(nb), f"--port={a.port}", "--no-browser", f"--Voila.ip={a.ip}",
+           "--strip_sources=True"]
+    print(" ".join(cmd), flush=True)
+    os.execv(sys.executable, cmd)
+    return 0  # not reached: exec replaces this process
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("serve", help="serve a notebook as an app with Voila")
     v.add_argument("id")
     v.add_argument("--port", type=int, default=8866)
+    v.add_argument("--ip", default="127.0.0.1",
+                   help="interface to listen on (default loopback; Voila asks for no token, so widen it knowingly)")
     v.set_defaults(func=_cmd_serve)
     return ap
 
