@@ -98,25 +98,68 @@ def browser():
 
 
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the current tab
-# What a slider move must change: every output's text and vector/raster markup, with the sliders
-# themselves taken out (their own readout changes with any keypress, the view may not).
-_VIEW_JS = """() => Array.from(document.querySelector(PANEL).querySelectorAll('.jp-OutputArea-output')).map(e => {
+CONTROLS = ".widget-slider, .widget-dropdown"  # the inputs _interact may use
+SLIDER_HANDLES = ".jp-OutputArea-output .widget-slider .noUi-handle, .jp-OutputArea-output .widget-slider input[type=range]"
+DROPDOWNS = ".jp-OutputArea-output .widget-dropdown select"
+
+
+def _view_js(root: str) -> str:
+    """JS: what a control must change, under ``root``: every output's text and vector/raster markup with
+    the controls themselves taken out (a slider's readout changes with any keypress, the view may not)."""
+    return """() => Array.from(document.querySelector(ROOT).querySelectorAll('.jp-OutputArea-output')).map(e => {
     const c = e.cloneNode(true);
-    c.querySelectorAll('.widget-slider').forEach(s => s.remove());
+    c.querySelectorAll(CONTROLS).forEach(s => s.remove());
     const g = Array.from(c.querySelectorAll('svg, canvas, img')).map(x => x.outerHTML).join('');
     return c.textContent + '|' + g;
-}).join('\\n')""".replace("PANEL", repr(PANEL))
+}).join('\\n')""".replace("ROOT", repr(root)).replace("CONTROLS", repr(CONTROLS))
 
-# Every slider with room to move: index, position and whether its value can grow. ipywidgets 8 draws
-# sliders with noUiSlider (an ARIA slider handle); a plain range input is handled too.
-_SLIDERS_JS = """() => Array.from(document.querySelector(PANEL).querySelectorAll(
-        '.jp-OutputArea-output .widget-slider .noUi-handle, .jp-OutputArea-output .widget-slider input[type=range]'))
-    .map((e, i) => {
+
+def _sliders_js(root: str) -> str:
+    """JS: every enabled slider under ``root`` with room to move: its index among SLIDER_HANDLES, range
+    and value. ipywidgets 8 draws sliders with noUiSlider (an ARIA slider handle); range inputs too."""
+    return """() => Array.from(document.querySelector(ROOT).querySelectorAll(HANDLES)).map((e, i) => {
         const get = (a, b) => parseFloat(e.getAttribute(a) ?? e[b]);
         const lo = get('aria-valuemin', 'min'), hi = get('aria-valuemax', 'max'), v = get('aria-valuenow', 'value');
-        const off = !!e.closest('[disabled]');
-        return {i, lo, hi, v, off};
-    }).filter(s => !s.off && s.hi > s.lo)""".replace("PANEL", repr(PANEL))
+        return {i, lo, hi, v, off: !!e.closest('[disabled]')};
+    }).filter(s => !s.off && s.hi > s.lo)""".replace("ROOT", repr(root)).replace("HANDLES", repr(SLIDER_HANDLES))
+
+
+def _interact(page, root: str, nb: str) -> dict:
+    """Move the first slider under ``root`` that has room (toward that room: many views start at their
+    last step), or, with no such slider, pick another option of the first dropdown; then wait up to 30 s
+    (the view redraws through the kernel) and assert that a view other than the control changed.
+    Returns what was done ({} when there is no control to use)."""
+    from playwright.sync_api import TimeoutError as PWTimeout
+
+    view = _view_js(root)
+    box = page.locator(root)
+    sliders = page.evaluate(_sliders_js(root))
+    if sliders:
+        s = sliders[0]
+        key = "ArrowRight" if s["v"] < s["hi"] else "ArrowLeft"
+        handle = box.locator(SLIDER_HANDLES).nth(s["i"])
+        handle.scroll_into_view_if_needed()
+        before = page.evaluate(view)
+        handle.focus()
+        page.keyboard.press(key)
+        did = {"slider": {**s, "key": key}}
+    else:
+        selects = [d for d in box.locator(DROPDOWNS).all() if d.locator("option").count() > 1 and d.is_enabled()]
+        if not selects:
+            return {}
+        d = selects[0]
+        d.scroll_into_view_if_needed()
+        now = d.evaluate("e => e.selectedIndex")
+        before = page.evaluate(view)
+        d.select_option(index=1 if now == 0 else 0)
+        did = {"dropdown": {"from": now, "to": 1 if now == 0 else 0}}
+    try:
+        page.wait_for_function(f"(b) => ({view})() !== b", arg=before, timeout=30_000, polling=500)
+    except PWTimeout:
+        pass  # the assertion below reports it
+    assert page.evaluate(view) != before, f"{nb}: {did} changed no view"
+    return did
+
 
 # Lab's own state that explains a stuck or failed run: open dialogs, the kernel status, error outputs.
 _STATE_JS = """() => ({
@@ -159,8 +202,6 @@ def _shutdown_kernels(base: str, token: str) -> None:
 
 def _run_all_and_check(page, nb: str) -> dict:
     """Run every cell, check errors, widgets and a slider move; returns what was seen."""
-    from playwright.sync_api import TimeoutError as PWTimeout
-
     page.wait_for_selector(f"{PANEL} .jp-Notebook .jp-Cell", timeout=120_000)
     page.wait_for_function("() => document.querySelector('#jp-main-statusbar')?.innerText.includes('Idle')",
                            timeout=300_000)  # kernel started
@@ -186,25 +227,8 @@ def _run_all_and_check(page, nb: str) -> dict:
     assert widgets.count() > 0, f"{nb}: no widget or figure rendered"
     seen["widgets"] = widgets.count()
     page.wait_for_timeout(2000)  # let late widget views (plotly FigureWidgets) finish drawing
-    sliders = page.evaluate(_SLIDERS_JS)
-    seen["sliders"] = len(sliders)
-    if sliders:
-        # the first slider that can move; toward the side with room (many views start at the last step)
-        s = sliders[0]
-        key = "ArrowRight" if s["v"] < s["hi"] else "ArrowLeft"
-        handle = panel.locator(".jp-OutputArea-output .widget-slider .noUi-handle, "
-                              ".jp-OutputArea-output .widget-slider input[type=range]").nth(s["i"])
-        handle.scroll_into_view_if_needed()
-        before = page.evaluate(_VIEW_JS)
-        handle.focus()
-        page.keyboard.press(key)
-        try:  # the view redraws through the kernel: give it up to 30 s on a busy machine
-            page.wait_for_function(f"(b) => ({_VIEW_JS})() !== b", arg=before, timeout=30_000, polling=500)
-        except PWTimeout:
-            pass  # the assertion below reports it
-        after = page.evaluate(_VIEW_JS)
-        seen["slider"] = {**s, "key": key}
-        assert after != before, f"{nb}: moving the slider ({key} from {s['v']} in [{s['lo']}, {s['hi']}]) changed no view"
+    seen["sliders"] = len(page.evaluate(_sliders_js(PANEL)))
+    seen.update(_interact(page, PANEL, nb))
     return seen
 
 
@@ -238,18 +262,22 @@ def test_notebook_runs_and_widgets_respond(lab, browser, nb):
     _in_page(browser, base, token, nb)
 
 
-# Controls of the slider check itself: a slider wired to a view through the kernel must pass, a slider
-# wired to nothing (only its own readout changes) must fail.
+# Controls of the interaction check itself: a control wired to a view through the kernel must pass, a
+# control wired to nothing (only its own readout or selection changes) must fail.
 _CONTROLS = {
-    "live": "import ipywidgets as W\ns = W.IntSlider(value=3, min=0, max=3, description='k')\n"
-            "out = W.HTML('k is 3')\ns.observe(lambda c: setattr(out, 'value', f'k is {c.new}'), names='value')\n"
-            "display(W.VBox([s, out]))",
-    "dead": "import ipywidgets as W\ndisplay(W.VBox([W.IntSlider(value=0, min=0, max=3, description='k'), W.HTML('fixed')]))",
+    "slider_live": "import ipywidgets as W\ns = W.IntSlider(value=3, min=0, max=3, description='k')\n"
+                   "out = W.HTML('k is 3')\ns.observe(lambda c: setattr(out, 'value', f'k is {c.new}'), names='value')\n"
+                   "display(W.VBox([s, out]))",
+    "slider_dead": "import ipywidgets as W\n"
+                   "display(W.VBox([W.IntSlider(value=0, min=0, max=3, description='k'), W.HTML('fixed')]))",
+    "menu_live": "import ipywidgets as W\nd = W.Dropdown(options=['a', 'b'], value='a')\nout = W.HTML('picked a')\n"
+                 "d.observe(lambda c: setattr(out, 'value', f'picked {c.new}'), names='value')\ndisplay(W.VBox([d, out]))",
+    "menu_dead": "import ipywidgets as W\ndisplay(W.VBox([W.Dropdown(options=['a', 'b'], value='a'), W.HTML('fixed')]))",
 }
 
 
 @pytest.mark.parametrize("kind", sorted(_CONTROLS))
-def test_slider_check_controls(lab, browser, kind):
+def test_interaction_check_controls(lab, browser, kind):
     import nbformat
 
     base, token, nb_dir = lab
@@ -257,9 +285,12 @@ def test_slider_check_controls(lab, browser, kind):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(_CONTROLS[kind])])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nb, nb_dir / f"{name}.ipynb")
-    if kind == "live":
+    if kind == "slider_live":
         seen = _in_page(browser, base, token, name, (1000, 700))
         assert seen["sliders"] == 1 and seen["slider"]["key"] == "ArrowLeft"  # it starts at its max
+    elif kind == "menu_live":
+        seen = _in_page(browser, base, token, name, (1000, 700))
+        assert seen["sliders"] == 0 and seen["dropdown"] == {"from": 0, "to": 1}
     else:
         with pytest.raises(AssertionError, match="changed no view"):
             _in_page(browser, base, token, name, (1000, 700))
