@@ -15,6 +15,7 @@ that the server and every kernel it started are gone.
 - test_serve_in_chromium (marked `browser`): load the page in headless Chromium, wait for the widgets,
   change the completion viewer's selection (quickstart has a dropdown, no slider) and see the shown
   completion change, and save artifacts/browser/voila-quickstart.png.
+- test_serve_rejects_bad_input (unmarked, fast): an unknown notebook or a bad port is a clear error.
 Run:
     nice -n 19 env HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -p no:cacheprovider -m "model or browser" \\
         tests/test_serve.py
@@ -94,6 +95,15 @@ def served(tmp_path: Path, nb: str = NB):
             stopped.append(p.pid)
             with contextlib.suppress(psutil.Error):
                 p.kill()
+
+
+@pytest.mark.parametrize("argv, msg", [(["serve", "no_such_notebook"], "unknown notebook 'no_such_notebook'"),
+                                       (["serve", NB, "--port", "70000"], "--port 70000 is not a TCP port")])
+def test_serve_rejects_bad_input(argv, msg, capsys):
+    from workbench.cli import main
+
+    assert main(argv) == 2  # returns before starting anything
+    assert msg in capsys.readouterr().err
 
 
 def _fetch(url: str) -> str:
