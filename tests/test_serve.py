@@ -41,7 +41,6 @@ import pytest
 from tests.test_browser import ART, CHROMIUM_FLAGS, _free_port, _interact
 
 pytestmark = pytest.mark.timeout(1800)
-ROOT = Path(__file__).resolve().parents[1]
 NB = "quickstart"
 START_S = float(os.environ.get("SERVE_START_S", "300"))  # wait for the port (Voila imports slowly when the CPU is busy)
 PAGE_S = float(os.environ.get("SERVE_PAGE_S", "900"))  # the page load runs the whole notebook
@@ -49,8 +48,9 @@ PAGE_S = float(os.environ.get("SERVE_PAGE_S", "900"))  # the page load runs the 
 
 @contextlib.contextmanager
 def served(tmp_path: Path, nb: str = NB):
-    """Run `workbench serve nb` on a free loopback port; yields (base_url, process, stopped) where
-    ``stopped`` is filled on exit with the pids (server and kernels) still alive after the shutdown."""
+    """Run `workbench serve nb` on a free loopback port; yields (base_url, note_children, leftover):
+    call ``note_children()`` while kernels run so they are tracked; ``leftover`` is filled on exit with
+    the pids that did not stop on SIGTERM (the server, or kernels still alive 30 s after it exited)."""
     pytest.importorskip("voila")
     psutil = pytest.importorskip("psutil")
     port = _free_port()
@@ -59,8 +59,8 @@ def served(tmp_path: Path, nb: str = NB):
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", nb, "--port", str(port)], cwd=tmp_path,
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    stopped: list[int] = []
-    seen: dict[int, object] = {}  # the server and every process it started (kernels run in their own session)
+    leftover: list[int] = []
+    seen: dict[int, object] = {}  # every process the server started (kernels run in their own session)
 
     def note_children():
         with contextlib.suppress(psutil.Error):
@@ -78,21 +78,20 @@ def served(tmp_path: Path, nb: str = NB):
                 pytest.fail(f"workbench serve did not listen within {START_S:.0f} s: "
                             + (tmp_path / "serve.log").read_text()[-3000:])
             time.sleep(1)
-        yield f"http://127.0.0.1:{port}", note_children, stopped
+        yield f"http://127.0.0.1:{port}", note_children, leftover
     finally:
         note_children()
-        seen.setdefault(proc.pid, psutil.Process(proc.pid) if proc.poll() is None else None)
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
+            leftover.append(proc.pid)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
         log.close()
-        procs = [p for p in seen.values() if p is not None]
-        _, alive = psutil.wait_procs(procs, timeout=30)
+        _, alive = psutil.wait_procs(list(seen.values()), timeout=30)
         for p in alive:  # a kernel left behind (its own session): stop it, and report it
-            stopped.append(p.pid)
+            leftover.append(p.pid)
             with contextlib.suppress(psutil.Error):
                 p.kill()
 
@@ -114,10 +113,10 @@ def _fetch(url: str) -> str:
 
 @pytest.mark.model
 def test_serve_page_over_http(tmp_path):
-    with served(tmp_path) as (base, note_children, stopped):
+    with served(tmp_path) as (base, note_children, leftover):
         page = _fetch(base + "/")
         note_children()
-    assert stopped == [], f"processes still alive after the server stopped: {stopped}"
+    assert leftover == [], f"processes that did not stop with the server: {leftover}"
 
     # the notebook ran to its end: no failed cell, and the summary its last cell printed is the one it saved
     assert "There was an error when executing cell" not in page and "Traceback" not in page
@@ -149,7 +148,7 @@ def test_serve_in_chromium(tmp_path):
 
     ART.mkdir(parents=True, exist_ok=True)
     shot = ART / f"voila-{NB}.png"
-    with served(tmp_path) as (base, note_children, stopped), sync_playwright() as p:
+    with served(tmp_path) as (base, note_children, leftover), sync_playwright() as p:
         b = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS, headless=True)
         page = b.new_page(viewport={"width": 1300, "height": 1700})
         try:
@@ -172,5 +171,5 @@ def test_serve_in_chromium(tmp_path):
             raise
         finally:
             b.close()
-    assert stopped == [], f"processes still alive after the server stopped: {stopped}"
+    assert leftover == [], f"processes that did not stop with the server: {leftover}"
     assert shot.stat().st_size > 10_000
