@@ -65,7 +65,7 @@ test-vllm: install
 
 test-browser: install
 	bash scripts/setup_browser.sh $(VENV)
-	$(BIN)/python -m pytest -q -m browser -p no:cacheprovider tests/test_browser.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m browser -p no:cacheprovider tests/test_browser.py tests/test_serve.py $(PYTEST_ARGS)
 
 # Aggregation-aware training of the embedded model for RSA (about 15 minutes on 2 cores), then RSA with
 # the base and the tuned model on the same evaluation problems (eval-rsa; each a few minutes).

@@ -231,21 +231,3 @@ def main_sweep(a) -> int:
         print(f"{p['status']:<8} {p['point']} -> {p['dir']}" + (f"  ({p.get('error')})" if p.get("error") else ""))
     sweep_report(Path(rec["points"][0]["dir"]).parent if rec["points"] else None)
     return 0 if all(str(p["status"]).startswith("ok") for p in rec["points"]) else 1
-
-
-def serve(nb_id: str, port: int = 8866) -> int:
-    """Serve a notebook as an app (widgets, no code) with Voila on loopback."""
-    import shutil
-    import subprocess
-    import sys
-
-    from .runs import notebook_path
-
-    voila = shutil.which("voila") or str(Path(sys.executable).parent / "voila")
-    if not Path(voila).exists():
-        print("error: serving needs Voila: pip install 'workbench[browser]'", file=sys.stderr)
-        return 2
-    cmd = [voila, str(notebook_path(nb_id)), "--port", str(port), "--no-browser", "--Voila.ip=127.0.0.1",
-           "--strip_sources=True"]
-    print(" ".join(cmd))
-    return subprocess.call(cmd)
