@@ -73,7 +73,12 @@ def make_task(cfg: Config) -> Task:
         from ..tasks.loaders import load_jsonl
 
         return load_jsonl(arg, limit=limit)
-    raise ValueError(f"unknown task {cfg.task!r}; use rg:<name>, rg:games, rg:cognition, hf:<aime25|hmmt25|gsm8k|math> or jsonl:<path>")
+    if kind in ("lcb", "codejsonl"):  # code tasks: programs judged by stdin/stdout tests in a sandbox
+        from ..tasks.code_tasks import make_code_task
+
+        return make_code_task(cfg.task, limit=limit)
+    raise ValueError(f"unknown task {cfg.task!r}; use rg:<name>, rg:games, rg:cognition, hf:<aime25|hmmt25|gsm8k|math>, "
+                     "jsonl:<path>, lcb:<release>[:<start>[:<end>]] or codejsonl:<path>")
 
 
 def make_candidate(text: str, task: Task, problem: Problem, *, threshold: float, parents: Sequence[int],
