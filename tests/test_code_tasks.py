@@ -136,6 +136,17 @@ def test_minimal_environment_and_private_workdir(monkeypatch):
     assert "wb_sandbox_" in workdir and not os.path.exists(workdir)        # temp dir removed afterwards
 
 
+def test_output_is_read_from_our_descriptor_not_the_path(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not read me")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(secret, 0o644)
+    code = (f"import os\nprint('hello', flush=True)\nos.remove('stdout.txt')\n"
+            f"os.symlink({str(secret)!r}, 'stdout.txt')\n")
+    r = run_program(code, "", FAST)
+    assert r.status == "ok" and r.stdout == "hello\n"
+
+
 def test_bad_limits_and_jobs_are_clear_errors():
     with pytest.raises(ValueError, match="timeout_s"):
         SandboxLimits(timeout_s=0)
@@ -257,3 +268,33 @@ def test_rsa_runs_end_to_end_on_a_code_task(tmp_path):
     assert out["steps"][1]["mean_acc"] == 1.0 and out["steps"][1]["majority_acc"] == 1.0
     n_unparsed = sum(c["answer"] is None for row in step1 for c in row)
     assert out["steps"][0]["unparsed"] == n_unparsed > 0            # "no code here" counted, not dropped
+
+
+def test_livecodebench_loader_window_and_malformed_rows(tmp_path, monkeypatch):
+    """The hub download replaced by local files in LiveCodeBench's row format (no network in tests)."""
+    import huggingface_hub
+
+    def row(qid, date, tests, testtype="stdin"):
+        return json.dumps({"question_id": qid, "question_content": f"Problem {qid}: add.", "platform": "atcoder",
+                           "contest_date": f"{date}T00:00:00", "difficulty": "easy", "private_test_cases": "",
+                           "public_test_cases": json.dumps([{**t, "testtype": testtype} for t in tests])})
+
+    files = {"test5.jsonl": [row("old", "2024-10-01", ADD_TESTS), row("in1", "2025-02-10", ADD_TESTS)],
+             "test6.jsonl": [row("in2", "2025-03-01", ADD_TESTS), row("leet", "2025-03-02", ADD_TESTS, "functional"),
+                             "{broken", row("late", "2025-06-01", ADD_TESTS)]}
+    for name, lines in files.items():
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    asked = []
+
+    def fake_download(repo_id, filename, repo_type=None):
+        asked.append((repo_id, filename, repo_type))
+        return str(tmp_path / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    with pytest.warns(UserWarning, match="2 malformed"):
+        task = make_task(Config(task="lcb:v5_v6:2025-02-01:2025-05-01", n_problems=0))
+    assert asked == [("livecodebench/code_generation_lite", f, "dataset") for f in ("test5.jsonl", "test6.jsonl")]
+    assert [p.id for p in task.problems] == ["in1", "in2"]       # the date window, both ends inclusive
+    assert sorted(m.reason[:20] for m in task.malformed) == sorted(["invalid JSON: Expect", "leet: test #0 is 'fu"])
+    assert task.score(ADD, task.problems[0]) == 1.0
+    assert lcb_files("release_latest") == lcb_files("release_v6")

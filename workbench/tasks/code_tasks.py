@@ -223,11 +223,6 @@ def _env(workdir: str) -> dict[str, str]:
             "TMPDIR": workdir, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def _read_capped(path: Path, cap: int) -> str:
-    with open(path, "rb") as f:
-        return f.read(cap).decode("utf-8", errors="replace")
-
-
 def _killpg(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -276,7 +271,7 @@ def run_programs(jobs: Sequence[tuple[str, str]], limits: SandboxLimits | None =
         nproc = None  # root staying root: the kernel ignores RLIMIT_NPROC, so do not pretend
     results: list[RunResult | None] = [None] * len(jobs)
     pending = deque(range(len(jobs)))
-    running: dict[int, tuple[Any, float, float, str]] = {}  # job -> (Popen, start, deadline, workdir)
+    running: dict[int, tuple] = {}  # job -> (Popen, start, deadline, workdir, stdout file, stderr file)
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress or len(jobs) == 0)
 
     def start(i: int):
@@ -291,27 +286,40 @@ def run_programs(jobs: Sequence[tuple[str, str]], limits: SandboxLimits | None =
             os.chown(work, *user)
             os.chmod(prog, 0o644)
         # stdin/stdout/stderr are files opened here (as us) and inherited: no pipes to drain, and the
-        # output cap is RLIMIT_FSIZE itself
-        with open(Path(work) / "stdin.txt", "rb") as fin, open(Path(work) / "stdout.txt", "wb") as fout, \
-                open(Path(work) / "stderr.txt", "wb") as ferr:
+        # output cap is RLIMIT_FSIZE itself. The parent keeps its own descriptors and reads through them,
+        # never by path: the program may rename or replace files in its directory (e.g. by a symlink).
+        fout = open(Path(work) / "stdout.txt", "w+b")
+        ferr = open(Path(work) / "stderr.txt", "w+b")
+        with open(Path(work) / "stdin.txt", "rb") as fin:
             import subprocess
 
-            p = subprocess.Popen([python, "-I", str(prog)], stdin=fin, stdout=fout, stderr=ferr, cwd=work,
-                                 env=_env(work), start_new_session=True, close_fds=True,
-                                 preexec_fn=_limiter(limits, user, nproc))
+            try:
+                p = subprocess.Popen([python, "-I", str(prog)], stdin=fin, stdout=fout, stderr=ferr, cwd=work,
+                                     env=_env(work), start_new_session=True, close_fds=True,
+                                     preexec_fn=_limiter(limits, user, nproc))
+            except BaseException:
+                fout.close()
+                ferr.close()
+                shutil.rmtree(work, ignore_errors=True)
+                raise
         now = time.monotonic()
-        running[i] = (p, now, now + limits.timeout_s, work)
+        running[i] = (p, now, now + limits.timeout_s, work, fout, ferr)
+
+    def read(f, cap: int) -> tuple[str, int]:
+        size = os.fstat(f.fileno()).st_size
+        f.seek(0)
+        data = f.read(cap)
+        f.close()
+        return data.decode("utf-8", errors="replace"), size
 
     def finish(i: int, timed_out: bool):
-        p, t0, _, work = running.pop(i)
+        p, t0, _, work, fout, ferr = running.pop(i)
         _killpg(p.pid)  # whole group, before the leader is reaped
         rc = p.wait()
         wall = time.monotonic() - t0
-        out_path, err_path = Path(work) / "stdout.txt", Path(work) / "stderr.txt"
-        out_size = out_path.stat().st_size
-        stdout = _read_capped(out_path, limits.output_bytes)
-        stderr = _read_capped(err_path, 20_000)
-        shutil.rmtree(work, ignore_errors=True)
+        stdout, out_size = read(fout, limits.output_bytes)
+        stderr, _ = read(ferr, 20_000)
+        shutil.rmtree(work, ignore_errors=True)  # does not follow symlinks
         results[i] = RunResult(_classify(rc, timed_out, stderr, out_size, limits), rc, stdout, stderr, wall)
         bar.update(1)
 
@@ -321,7 +329,7 @@ def run_programs(jobs: Sequence[tuple[str, str]], limits: SandboxLimits | None =
                 start(pending.popleft())
             now = time.monotonic()
             for i in list(running):
-                p, _, deadline, _ = running[i]
+                p, _, deadline = running[i][:3]
                 if _exited(p.pid):
                     finish(i, False)
                 elif now > deadline:
@@ -330,9 +338,11 @@ def run_programs(jobs: Sequence[tuple[str, str]], limits: SandboxLimits | None =
                 time.sleep(0.003)
     finally:  # on an exception (or KeyboardInterrupt) leave nothing running behind
         for i in list(running):
-            p, _, _, work = running.pop(i)
+            p, _, _, work, fout, ferr = running.pop(i)
             _killpg(p.pid)
             p.wait()
+            fout.close()
+            ferr.close()
             shutil.rmtree(work, ignore_errors=True)
         bar.close()
     return results  # type: ignore[return-value]
@@ -583,16 +593,20 @@ LCB_FILES = ["test.jsonl", "test2.jsonl", "test3.jsonl", "test4.jsonl", "test5.j
 
 
 def lcb_files(release: str) -> list[str]:
-    """Data files of a LiveCodeBench release tag: ``release_vN`` (cumulative, v1..vN), ``vN`` (that
-    release's new problems only) or ``vA_vB`` (releases A..B).
+    """Data files of a LiveCodeBench release tag: ``release_vN`` (cumulative, v1..vN), ``release_latest``
+    (all), ``vN`` (that release's new problems only) or ``vA_vB`` (releases A..B). The file names follow the
+    dataset repository's loading script (one ``test*.jsonl`` per release).
 
     >>> lcb_files("release_v2"), lcb_files("v6"), lcb_files("v5_v6")
     (['test.jsonl', 'test2.jsonl'], ['test6.jsonl'], ['test5.jsonl', 'test6.jsonl'])
     """
-    m = re.fullmatch(r"release_v(\d+)|v(\d+)(?:_v(\d+))?", release)
     n = len(LCB_FILES)
+    if release == "release_latest":
+        return list(LCB_FILES)
+    m = re.fullmatch(r"release_v(\d+)|v(\d+)(?:_v(\d+))?", release)
     if not m:
-        raise ValueError(f"unknown LiveCodeBench release {release!r}; use release_v1..release_v{n}, v1..v{n} or vA_vB")
+        raise ValueError(f"unknown LiveCodeBench release {release!r}; use release_v1..release_v{n}, release_latest, "
+                         f"v1..v{n} or vA_vB")
     if m.group(1):
         a, b = 1, int(m.group(1))
     else:
