@@ -188,6 +188,22 @@ def test_equivalence_by_outputs_and_by_text():
     assert normalise_code("x=1 # c\n") == normalise_code("x=1")
 
 
+def test_call_based_tests():
+    tests = [{"input": "[3, 1, 2]\n2", "output": "[1, 2]", "testtype": "functional"},
+             {"input": "[5, 4]\n0", "output": "[]", "testtype": "functional"}]
+    p = Problem("lc", "Return the k smallest values, sorted.", "2 tests", meta={"tests": tests, "fn_name": "smallest"})
+    task = CodeTask([p], limits=FAST)
+    good = ("class Solution:\n    def smallest(self, nums: List[int], k: int) -> List[int]:\n"
+            "        print('debug output does not count')\n        return tuple(heapq.nsmallest(k, nums))\n")
+    assert task.score(good, p) == 1.0                        # preamble names (List, heapq); tuple == JSON list
+    assert task.score("def smallest(nums, k):\n    return sorted(nums)[:k]\n", p) == 1.0   # top-level function
+    assert task.score("class Solution:\n    def smallest(self, nums, k):\n        return sorted(nums)[:k + 1]\n", p) == 0.0
+    assert task.score("class Solution:\n    def other(self, nums, k):\n        return []\n", p) == 0.0
+    assert task.test_report("class Solution:\n    def other(self, nums, k):\n        return []\n", p)[0]["status"] == "error"
+    with pytest.raises(ValueError, match="names no function"):
+        CodeTask([Problem("x", "q", "", meta={"tests": tests})])
+
+
 # -------------------------------------------------------------------------------------- loaders
 def test_code_jsonl_loader_reports_malformed_rows(tmp_path):
     good = {"id": "add", "question": "Add two numbers.", "tests": ADD_TESTS}
@@ -274,13 +290,17 @@ def test_livecodebench_loader_window_and_malformed_rows(tmp_path, monkeypatch):
     """The hub download replaced by local files in LiveCodeBench's row format (no network in tests)."""
     import huggingface_hub
 
-    def row(qid, date, tests, testtype="stdin"):
+    def row(qid, date, tests, testtype="stdin", **extra):
         return json.dumps({"question_id": qid, "question_content": f"Problem {qid}: add.", "platform": "atcoder",
                            "contest_date": f"{date}T00:00:00", "difficulty": "easy", "private_test_cases": "",
-                           "public_test_cases": json.dumps([{**t, "testtype": testtype} for t in tests])})
+                           "public_test_cases": json.dumps([{**t, "testtype": testtype} for t in tests]), **extra})
+
+    call_tests = [{"input": "[1, 2, 3]\n2", "output": "[2, 4, 6]"}]
 
     files = {"test5.jsonl": [row("old", "2024-10-01", ADD_TESTS), row("in1", "2025-02-10", ADD_TESTS)],
-             "test6.jsonl": [row("in2", "2025-03-01", ADD_TESTS), row("leet", "2025-03-02", ADD_TESTS, "functional"),
+             "test6.jsonl": [row("in2", "2025-03-01", ADD_TESTS), row("leet", "2025-03-02", call_tests, "functional"),
+                             row("lc2", "2025-03-03", call_tests, "functional", metadata=json.dumps({"func_name": "scale"}),
+                                 starter_code="class Solution:\n    def scale(self, xs: List[int], k: int) -> List[int]:\n"),
                              "{broken", row("late", "2025-06-01", ADD_TESTS)]}
     for name, lines in files.items():
         (tmp_path / name).write_text("\n".join(lines) + "\n")
@@ -294,7 +314,12 @@ def test_livecodebench_loader_window_and_malformed_rows(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="2 malformed"):
         task = make_task(Config(task="lcb:v5_v6:2025-02-01:2025-05-01", n_problems=0))
     assert asked == [("livecodebench/code_generation_lite", f, "dataset") for f in ("test5.jsonl", "test6.jsonl")]
-    assert [p.id for p in task.problems] == ["in1", "in2"]       # the date window, both ends inclusive
-    assert sorted(m.reason[:20] for m in task.malformed) == sorted(["invalid JSON: Expect", "leet: test #0 is 'fu"])
+    assert [p.id for p in task.problems] == ["in1", "in2", "lc2"]       # the date window, both ends inclusive
+    assert sorted(m.reason[:30] for m in task.malformed) == sorted(["invalid JSON: Expecting proper",
+                                                                     "leet: test #0 is functional (c"])
     assert task.score(ADD, task.problems[0]) == 1.0
+    lc2 = task.problems[2]
+    assert "def scale(self, xs: List[int]" in lc2.question and lc2.meta["fn_name"] == "scale"
+    solution = "class Solution:\n    def scale(self, xs: List[int], k: int) -> List[int]:\n        return [x * k for x in xs]\n"
+    assert task.score(solution, lc2) == 1.0 and task.score(solution.replace("x * k", "x + k"), lc2) == 0.0
     assert lcb_files("release_latest") == lcb_files("release_v6")

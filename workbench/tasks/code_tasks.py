@@ -2,7 +2,8 @@
 
 The RSA paper (arXiv 2509.26626) evaluates LiveCodeBench-v6. A :class:`CodeTask` holds problems whose
 reference is a list of test cases ``{"input": stdin, "output": expected stdout}`` (LiveCodeBench's
-"stdin" test type), kept in ``problem.meta["tests"]``.
+"stdin" test type; call-based "functional" tests are supported too, see below), kept in
+``problem.meta["tests"]``.
 
 - :meth:`CodeTask.extract`: the last fenced ```python block of a completion (method ``"python_block"``);
   else the last fenced block of any language (``"code_block"``); else nothing (``(None, None)``, counted
@@ -49,9 +50,14 @@ harness recommends.
 
 Loaders: :func:`load_livecodebench` (HF ``livecodebench/code_generation_lite``, release tag and contest
 date window, as LiveCodeBench selects problems against contamination) and :func:`load_code_jsonl`
-(local ``{"id", "question", "tests": [{"input", "output"}]}`` lines). Items that cannot become a problem
-are kept in ``task.malformed`` with a reason, never silently dropped. Functional (call-based, LeetCode)
-tests are not supported yet: such problems are reported as malformed with that reason.
+(local ``{"id", "question", "tests": [{"input", "output"}]}`` lines, optional ``"fn_name"``, ``"starter_code"``
+and per-test ``"testtype": "functional"`` for call-based problems). Items that cannot become a problem
+are kept in ``task.malformed`` with a reason, never silently dropped.
+
+Functional (call-based, LeetCode) tests: each input line is one JSON argument, the expected output one
+JSON value. The program runs inside a driver (:func:`call_driver`) in the same sandbox: a standard-library
+import preamble (reconstruction), the candidate code, then ``Solution().<fn_name>(*args)`` (or a top-level
+function), whose result is printed as JSON and compared as a JSON value (:func:`call_result_matches`).
 """
 from __future__ import annotations
 
@@ -80,8 +86,42 @@ from tqdm.auto import tqdm
 
 from .base import MalformedItem, Problem, Task
 
-CODE_FORMAT_HINT = ("a single ```python code block holding a complete program that reads the input from "
-                    "standard input and prints the answer to standard output")
+CODE_FORMAT_HINT = ("a single ```python code block holding your complete solution: a program that reads the input "
+                    "from standard input and prints the answer to standard output, or, when starter code is given, "
+                    "that code completed")
+
+# Call-based (LeetCode) tests: names LeetCode solutions use without importing them. Reconstruction: our own
+# list of the usual standard-library names, in the spirit of LiveCodeBench's import preamble.
+CALL_PREAMBLE = ("from typing import *\nimport bisect, collections, functools, heapq, itertools, math, re, string\n"
+                 "from bisect import *\nfrom collections import *\nfrom functools import *\nfrom heapq import *\n"
+                 "from itertools import *\nfrom math import *\n")
+
+
+def call_driver(code: str, fn_name: str) -> str:
+    """A program that runs ``code`` (prints sent to stderr), calls ``Solution().<fn_name>`` (or a top-level
+    ``fn_name``) with one JSON value per stdin line as arguments, and prints the result as JSON."""
+    return (
+        "import contextlib as _c, json as _j, sys as _s\n"
+        f"_src = {CALL_PREAMBLE + chr(10) + code!r}\n"
+        "_ns = {'__name__': 'solution'}\n"
+        "with _c.redirect_stdout(_s.stderr):\n"
+        "    exec(compile(_src, 'solution.py', 'exec'), _ns)\n"
+        "    _args = [_j.loads(_l) for _l in _s.stdin.read().split('\\n') if _l.strip()]\n"
+        f"    _f = getattr(_ns['Solution'](), {fn_name!r}) if 'Solution' in _ns else _ns[{fn_name!r}]\n"
+        "    _r = _f(*_args)\n"
+        "_s.stdout.write(_j.dumps(_r))\n")
+
+
+def call_result_matches(got: str, expected: str) -> bool:
+    """Call-based judging: the printed JSON result equals the expected JSON value (tuples as lists).
+
+    >>> call_result_matches("[1, 2]", "[1,2]"), call_result_matches("3", "3.0"), call_result_matches("x", "1")
+    (True, True, False)
+    """
+    try:
+        return json.loads(got) == json.loads(expected)
+    except (json.JSONDecodeError, ValueError):
+        return False
 
 STATUSES = ("ok", "error", "timeout", "cpu_limit", "memory", "output_limit", "killed")
 
@@ -443,7 +483,7 @@ class CodeTask(Task):
         if equivalence not in ("outputs", "text"):
             raise ValueError(f"equivalence must be 'outputs' or 'text', got {equivalence!r}")
         for p in problems:
-            check_tests(p.meta.get("tests"), p.id)
+            check_tests(p.meta.get("tests"), p.id, p.meta.get("fn_name"))
         super().__init__(problems, name=name, malformed=malformed)
         self.limits = limits or SandboxLimits()
         self.equivalence = equivalence
@@ -478,7 +518,7 @@ class CodeTask(Task):
             if k not in self._cache and k not in seen:
                 seen.add(k)
                 todo.append((k, code, p))
-        jobs = [(code, t["input"]) for _, code, p in todo for t in p.meta["tests"]]
+        jobs = [(self._program(code, p, t), t["input"]) for _, code, p in todo for t in p.meta["tests"]]
         res = run_programs(jobs, self.limits, progress=self.progress, desc=f"{self.name}: tests")
         pos = 0
         for k, _, p in todo:
@@ -493,11 +533,26 @@ class CodeTask(Task):
             self.evaluate([(code, problem)])
         return self._cache[k]
 
+    @staticmethod
+    def _program(code: str, problem: Problem, test: dict) -> str:
+        if test.get("testtype", "stdin") == "functional":
+            return call_driver(code, problem.meta["fn_name"])
+        return code
+
+    @staticmethod
+    def passed(run: RunResult, test: dict) -> bool:
+        """Whether one run passes its test (stdin: :func:`outputs_match`; call-based: :func:`call_result_matches`)."""
+        if not run.ok:
+            return False
+        if test.get("testtype", "stdin") == "functional":
+            return call_result_matches(run.stdout, test["output"])
+        return outputs_match(run.stdout, test["output"])
+
     def test_report(self, code: str | None, problem: Problem) -> list[dict]:
         """Per test: status, passed, and the first 200 characters of output and stderr."""
         if code is None:
             return []
-        return [{"status": r.status, "passed": r.ok and outputs_match(r.stdout, t["output"]),
+        return [{"status": r.status, "passed": self.passed(r, t),
                  "stdout": r.stdout[:200], "stderr": r.stderr[-200:]}
                 for r, t in zip(self.run_tests(code, problem), problem.meta["tests"])]
 
@@ -505,7 +560,7 @@ class CodeTask(Task):
         if answer is None or not answer.strip():
             return 0.0
         runs = self.run_tests(answer, problem)
-        return float(all(r.ok and outputs_match(r.stdout, t["output"]) for r, t in zip(runs, problem.meta["tests"])))
+        return float(all(self.passed(r, t) for r, t in zip(runs, problem.meta["tests"])))
 
     def _signature(self, code: str, problem: Problem) -> tuple:
         return tuple((r.status, normalise_output(r.stdout) if r.ok else "") for r in self.run_tests(code, problem))
@@ -521,17 +576,23 @@ class CodeTask(Task):
         self._cache.clear()
 
 
-def check_tests(tests: Any, where: str = "") -> list[dict]:
-    """Validate a list of ``{"input": str, "output": str}`` test cases; raises ``ValueError`` naming the fault."""
+def check_tests(tests: Any, where: str = "", fn_name: str | None = None) -> list[dict]:
+    """Validate ``{"input": str, "output": str[, "testtype": "stdin" | "functional"]}`` test cases (functional
+    ones need ``fn_name``); raises ``ValueError`` naming the fault. Returns them normalised."""
     if not isinstance(tests, list) or not tests:
         raise ValueError(f"{where}: 'tests' must be a non-empty list of {{'input', 'output'}} objects")
+    out = []
     for j, t in enumerate(tests):
         if not isinstance(t, Mapping) or not isinstance(t.get("input"), str) or not isinstance(t.get("output"), str):
             raise ValueError(f"{where}: test #{j} must be an object with string 'input' and 'output', got {repr(t)[:120]}")
-        if t.get("testtype", "stdin") != "stdin":
-            raise ValueError(f"{where}: test #{j} is {t.get('testtype')!r}; only stdin tests are supported "
-                             "(functional/call-based tests are not implemented)")
-    return [{"input": t["input"], "output": t["output"]} for t in tests]
+        kind = t.get("testtype", "stdin")
+        if kind not in ("stdin", "functional"):
+            raise ValueError(f"{where}: test #{j} has unknown testtype {kind!r} (stdin or functional)")
+        if kind == "functional" and not (isinstance(fn_name, str) and fn_name.isidentifier()):
+            raise ValueError(f"{where}: test #{j} is functional (call-based) but the problem names no function "
+                             "('fn_name')")
+        out.append({"input": t["input"], "output": t["output"], "testtype": kind})
+    return out
 
 
 def _finish(problems, bad, source, strict, name, **task_kw) -> CodeTask:
@@ -578,12 +639,15 @@ def load_code_jsonl(path: str | os.PathLike, *, limit: int | None = None, strict
                 bad.append(MalformedItem(str(path), i, f"duplicate id {pid!r}", line[:200]))
                 continue
             try:
-                tests = check_tests(r.get("tests"), f"line {i}")
+                fn = r.get("fn_name")
+                tests = check_tests(r.get("tests"), f"line {i}", fn)
             except ValueError as e:
                 bad.append(MalformedItem(str(path), i, str(e), line[:200]))
                 continue
             ids.add(pid)
-            problems.append(Problem(pid, q, f"{len(tests)} tests", source=str(path), meta={"tests": tests}))
+            meta = {"tests": tests, **({"fn_name": fn} if fn else {})}
+            problems.append(Problem(pid, with_starter(q, r.get("starter_code")), f"{len(tests)} tests",
+                                    source=str(path), meta=meta))
     return _finish(problems, bad, str(path), strict, path.stem, **task_kw)
 
 
@@ -617,6 +681,13 @@ def lcb_files(release: str) -> list[str]:
     return LCB_FILES[a - 1:b]
 
 
+def with_starter(question: str, starter: str | None) -> str:
+    """The question followed by its starter code, if any (LiveCodeBench shows it to the model)."""
+    if not starter or not starter.strip():
+        return question
+    return f"{question.rstrip()}\n\nComplete this starter code:\n```python\n{starter.strip()}\n```"
+
+
 class _StringsOnlyUnpickler(pickle.Unpickler):
     # LiveCodeBench stores private tests as base64(zlib(pickle(json string))). Unpickling runs code when a
     # pickle names a global; refusing every global limits it to plain data.
@@ -643,9 +714,17 @@ def lcb_problem(r: Mapping[str, Any], source: str) -> Problem:
             tests += decode_private_tests(priv) if isinstance(priv, str) else list(priv)
         except Exception as e:
             raise ValueError(f"private tests could not be decoded ({type(e).__name__}: {e})") from None
-    tests = check_tests(tests, str(r.get("question_id")))
+    md = r.get("metadata") or "{}"
+    try:
+        fn = (json.loads(md) if isinstance(md, str) else dict(md)).get("func_name")
+    except (json.JSONDecodeError, TypeError, ValueError):
+        raise ValueError(f"metadata is not a JSON object: {str(md)[:100]}") from None
+    tests = check_tests(tests, str(r.get("question_id")), fn)
     meta = {"tests": tests, **{k: r.get(k) for k in ("platform", "contest_date", "difficulty", "question_title")}}
-    return Problem(str(r.get("question_id")), q, f"{len(tests)} tests", source=source, meta=meta)
+    if fn:
+        meta["fn_name"] = fn
+    return Problem(str(r.get("question_id")), with_starter(q, r.get("starter_code")), f"{len(tests)} tests",
+                   source=source, meta=meta)
 
 
 def load_livecodebench(release: str = "release_v6", *, start_date: str | None = None, end_date: str | None = None,
@@ -655,7 +734,7 @@ def load_livecodebench(release: str = "release_v6", *, start_date: str | None = 
 
     ``start_date``/``end_date`` (``YYYY-MM-DD``, inclusive) keep problems whose ``contest_date`` falls in
     the window, as LiveCodeBench does to evaluate only problems released after a model's cutoff.
-    Problems with functional (call-based) tests are reported as malformed (not supported yet).
+    Call-based problems carry ``meta["fn_name"]`` from the row's metadata; starter code is appended to the question.
     """
     files = lcb_files(release)
     try:
@@ -712,7 +791,7 @@ def make_code_task(spec: str, *, limit: int | None = None) -> CodeTask:
     raise ValueError(f"not a code task spec: {spec!r}; use lcb:<release>[:<start>[:<end>]] or codejsonl:<path>")
 
 
-__all__ = ["CODE_FORMAT_HINT", "STATUSES", "SandboxLimits", "RunResult", "run_programs", "run_program",
+__all__ = ["CODE_FORMAT_HINT", "CALL_PREAMBLE", "call_driver", "call_result_matches", "with_starter", "STATUSES", "SandboxLimits", "RunResult", "run_programs", "run_program",
            "outputs_match", "normalise_output", "extract_code", "normalise_code", "CodeTask", "check_tests",
            "load_code_jsonl", "load_livecodebench", "lcb_files", "decode_private_tests", "lcb_problem",
            "make_code_task"]
