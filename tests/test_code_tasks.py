@@ -323,3 +323,29 @@ def test_livecodebench_loader_window_and_malformed_rows(tmp_path, monkeypatch):
     solution = "class Solution:\n    def scale(self, xs: List[int], k: int) -> List[int]:\n        return [x * k for x in xs]\n"
     assert task.score(solution, lc2) == 1.0 and task.score(solution.replace("x * k", "x + k"), lc2) == 0.0
     assert lcb_files("release_latest") == lcb_files("release_v6")
+
+
+def test_rsa_run_with_baselines_on_a_code_task_spec(tmp_path):
+    """``workbench.rsa.run`` with ``task="codejsonl:<path>"``: RSA, the three baselines, JSON-serialisable results."""
+    from workbench.rsa import run
+
+    path = tmp_path / "code.jsonl"
+    path.write_text(json.dumps({"id": "add", "question": "Read a and b, print a + b.", "tests": ADD_TESTS}) + "\n")
+    wrong = "a, b = map(int, input().split())\nprint(a - b)\n"
+
+    def respond(prompt, req):
+        text = prompt if isinstance(prompt, str) else str(prompt)
+        if "---- Solution" in text or "Candidate" in text:
+            return f"```python\n{ADD}```"
+        if "```python" in text:                                   # verification or refinement of one program
+            return "True" if "a + b" in text else "False"
+        return f"```python\n{ADD if req.seed % 2 else wrong}```"
+
+    cfg = Config(task=f"codejsonl:{path}", n_problems=0, population=4, subset_size=2, steps=2, max_tokens=200,
+                 backend="scripted")
+    out = run(cfg, ScriptedLLM(respond), progress=False)
+    json.dumps(out)
+    assert out["task"]["name"] == path.stem and out["summary"]["rsa"]["mean_acc_final"] == 1.0
+    assert set(out["baselines"]) == {"majority_vote", "best_of_n_verify", "self_refine"}
+    first = out["rsa"]["populations"][0][0]
+    assert out["summary"]["rsa"]["mean_acc_step1"] == sum(c["correct"] for c in first) / 4
