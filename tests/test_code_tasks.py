@@ -141,10 +141,13 @@ def test_output_is_read_from_our_descriptor_not_the_path(tmp_path):
     secret.write_text("do not read me")
     os.chmod(tmp_path, 0o755)
     os.chmod(secret, 0o644)
-    code = (f"import os\nprint('hello', flush=True)\nos.remove('stdout.txt')\n"
-            f"os.symlink({str(secret)!r}, 'stdout.txt')\n")
+    code = ("import os, sys\nprint('hello', flush=True)\ntry:\n    os.remove('../stdout.txt')\n"
+            f"    os.symlink({str(secret)!r}, '../stdout.txt')\n    open('../main.py', 'w').write('x')\n"
+            "except OSError as e:\n    print('refused', type(e).__name__, file=sys.stderr)\n")
     r = run_program(code, "", FAST)
-    assert r.status == "ok" and r.stdout == "hello\n"
+    assert r.status == "ok" and r.stdout == "hello\n"       # even if the swap succeeded, we read our descriptor
+    if _resolve_user(FAST.run_as) is not None:               # as a dedicated user it cannot even touch them
+        assert "refused PermissionError" in r.stderr
 
 
 def test_bad_limits_and_jobs_are_clear_errors():

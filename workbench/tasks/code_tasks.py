@@ -21,7 +21,8 @@ reference is a list of test cases ``{"input": stdin, "output": expected stdout}`
 
 Sandbox (:func:`run_programs`). Every candidate run is a fresh ``python -I`` (isolated mode: no
 environment variables read, no user site, script directory not on ``sys.path``) subprocess in its own
-temporary directory (its cwd, ``HOME`` and ``TMPDIR``), started with ``start_new_session`` (its own
+temporary directory (its cwd, ``HOME`` and ``TMPDIR``; the code and the stdio files sit one level up, where
+the program cannot write, and the parent reads output through its own descriptors), started with ``start_new_session`` (its own
 process group) and ``resource`` limits set in ``preexec_fn``: ``RLIMIT_CPU`` (CPU seconds),
 ``RLIMIT_AS`` (address space), ``RLIMIT_FSIZE`` (largest file it may write: stdout and stderr go to files,
 so this is also the output cap), ``RLIMIT_CORE`` = 0, and ``RLIMIT_NPROC``. A wall-clock deadline
@@ -71,6 +72,7 @@ import re
 import resource
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -122,6 +124,7 @@ def call_result_matches(got: str, expected: str) -> bool:
         return json.loads(got) == json.loads(expected)
     except (json.JSONDecodeError, ValueError):
         return False
+
 
 STATUSES = ("ok", "error", "timeout", "cpu_limit", "memory", "output_limit", "killed")
 
@@ -311,28 +314,32 @@ def run_programs(jobs: Sequence[tuple[str, str]], limits: SandboxLimits | None =
         nproc = None  # root staying root: the kernel ignores RLIMIT_NPROC, so do not pretend
     results: list[RunResult | None] = [None] * len(jobs)
     pending = deque(range(len(jobs)))
-    running: dict[int, tuple] = {}  # job -> (Popen, start, deadline, workdir, stdout file, stderr file)
+    running: dict[int, tuple] = {}  # job -> (Popen, start, deadline, sandbox dir, stdout file, stderr file)
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress or len(jobs) == 0)
 
     def start(i: int):
         code, stdin = jobs[i]
         if not isinstance(code, str) or not isinstance(stdin, str):
             raise TypeError(f"job {i}: code and stdin must be str, got {type(code).__name__}, {type(stdin).__name__}")
-        work = tempfile.mkdtemp(prefix="wb_sandbox_")
-        prog = Path(work) / "main.py"
+        # layout: <box>/ (ours, not writable by the program) holds main.py and the stdio files;
+        # <box>/work/ (the program's, its cwd, HOME and TMPDIR) is the only place it owns. So a program
+        # cannot replace its own or a concurrently running program's code or output files.
+        box = tempfile.mkdtemp(prefix="wb_sandbox_")
+        work = os.path.join(box, "work")
+        os.mkdir(work)
+        prog = Path(box) / "main.py"
         prog.write_text(code)
-        (Path(work) / "stdin.txt").write_text(stdin)
+        (Path(box) / "stdin.txt").write_text(stdin)
         if user is not None:
-            os.chown(work, *user)
+            os.chmod(box, 0o711)
             os.chmod(prog, 0o644)
+            os.chown(work, *user)
         # stdin/stdout/stderr are files opened here (as us) and inherited: no pipes to drain, and the
         # output cap is RLIMIT_FSIZE itself. The parent keeps its own descriptors and reads through them,
         # never by path: the program may rename or replace files in its directory (e.g. by a symlink).
-        fout = open(Path(work) / "stdout.txt", "w+b")
-        ferr = open(Path(work) / "stderr.txt", "w+b")
-        with open(Path(work) / "stdin.txt", "rb") as fin:
-            import subprocess
-
+        fout = open(Path(box) / "stdout.txt", "w+b")
+        ferr = open(Path(box) / "stderr.txt", "w+b")
+        with open(Path(box) / "stdin.txt", "rb") as fin:
             try:
                 p = subprocess.Popen([python, "-I", str(prog)], stdin=fin, stdout=fout, stderr=ferr, cwd=work,
                                      env=_env(work), start_new_session=True, close_fds=True,
@@ -340,10 +347,10 @@ def run_programs(jobs: Sequence[tuple[str, str]], limits: SandboxLimits | None =
             except BaseException:
                 fout.close()
                 ferr.close()
-                shutil.rmtree(work, ignore_errors=True)
+                shutil.rmtree(box, ignore_errors=True)
                 raise
         now = time.monotonic()
-        running[i] = (p, now, now + limits.timeout_s, work, fout, ferr)
+        running[i] = (p, now, now + limits.timeout_s, box, fout, ferr)
 
     def read(f, cap: int) -> tuple[str, int]:
         size = os.fstat(f.fileno()).st_size
@@ -353,13 +360,13 @@ def run_programs(jobs: Sequence[tuple[str, str]], limits: SandboxLimits | None =
         return data.decode("utf-8", errors="replace"), size
 
     def finish(i: int, timed_out: bool):
-        p, t0, _, work, fout, ferr = running.pop(i)
+        p, t0, _, box, fout, ferr = running.pop(i)
         _killpg(p.pid)  # whole group, before the leader is reaped
         rc = p.wait()
         wall = time.monotonic() - t0
         stdout, out_size = read(fout, limits.output_bytes)
         stderr, _ = read(ferr, 20_000)
-        shutil.rmtree(work, ignore_errors=True)  # does not follow symlinks
+        shutil.rmtree(box, ignore_errors=True)  # does not follow symlinks
         results[i] = RunResult(_classify(rc, timed_out, stderr, out_size, limits), rc, stdout, stderr, wall)
         bar.update(1)
 
@@ -378,12 +385,12 @@ def run_programs(jobs: Sequence[tuple[str, str]], limits: SandboxLimits | None =
                 time.sleep(0.003)
     finally:  # on an exception (or KeyboardInterrupt) leave nothing running behind
         for i in list(running):
-            p, _, _, work, fout, ferr = running.pop(i)
+            p, _, _, box, fout, ferr = running.pop(i)
             _killpg(p.pid)
             p.wait()
             fout.close()
             ferr.close()
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(box, ignore_errors=True)
         bar.close()
     return results  # type: ignore[return-value]
 
