@@ -6,7 +6,7 @@ import pytest
 
 MODULES = ["workbench.seeding", "workbench.results", "workbench.runs", "workbench.llm",
            "workbench.llm.base", "workbench.llm.backend", "workbench.llm.registry",
-           "workbench.tasks.math_answers", "workbench.nbtools", "workbench.sweeps",
+           "workbench.tasks.math_answers", "workbench.tasks.code_tasks", "workbench.nbtools", "workbench.sweeps",
            "workbench.calibration"]
 
 

@@ -11,7 +11,8 @@ class Config:
     backend: str = "default"
     """LLM backend spec (workbench.llm): default | transformers:<dir> | vllm:<model> | openai:<url>#<model> | scripted"""
     task: str = "rg:chain_sum"
-    """rg:<name>[,<name>...] | rg:games | rg:cognition | hf:aime25 | hf:hmmt25 | hf:gsm8k | hf:math | jsonl:<path>"""
+    """rg:<name>[,<name>...] | rg:games | rg:cognition | hf:aime25 | hf:hmmt25 | hf:gsm8k | hf:math | jsonl:<path> |
+    lcb:<release>[:<start>[:<end>]] (LiveCodeBench, sandboxed execution) | codejsonl:<path>"""
     task_config: dict = field(default_factory=dict)
     """keyword arguments for the Reasoning Gym generator(s); empty = the easy setting in tasks.EASY if any"""
     n_problems: int = 6

@@ -4,6 +4,8 @@
 - :mod:`.base`: :class:`Problem`, :class:`Task` (parse / score / equivalence), lenient parsing.
 - :mod:`.reasoning_gym_tasks`: Reasoning Gym tasks with their own scorers; the RSA paper's subsets.
 - :mod:`.loaders`: AIME-25 / HMMT-25 / GSM8K / MATH via ``datasets``, local JSONL.
+- :mod:`.code_tasks`: LiveCodeBench-style code tasks; candidate programs run in a resource-limited
+  subprocess sandbox (``lcb:<release>``, ``codejsonl:<path>``).
 
 Submodules import their heavy dependencies lazily.
 """
