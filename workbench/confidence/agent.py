@@ -24,6 +24,17 @@ scene stays in the prompt, so text and image describe the same view. Execution-p
 stage all carry the same frame. Each step's trace records the SHA-256 and shape of the PNG that was
 sent (``prompt_image``); ``replay`` re-renders it and checks it. With ``observation="text"`` prompts are
 plain strings, exactly as before (same response-cache keys).
+
+MineDojo (``cfg.environment="minedojo"``, reconstruction): the same loop on ``envs.MineDojoEnv`` built by
+``envs.make_env`` (one Minecraft per episode: worlds cannot be cloned, so every policy combination of a
+task gets a fresh world from the same seed). The scene text is the voxel slice rendered as the same
+ASCII map (Minecraft block names, ``SYMBOLS``); perception targets come from
+``cfg.minedojo_question_targets``; the skill menu is ``MINEDOJO_SKILLS``: ``move toward X`` over
+MineDojoEnv's tile moves (turn to the side, walk ``minedojo_ticks_per_tile`` ticks), ``interact`` (hold
+attack ``minedojo_attack_ticks`` ticks), ``make X`` (MineDojo's craft action), ``explore`` and ``noop``,
+with the same success rules as on Crafter; Crafter's ``place X`` has no MineDojo counterpart here. A skill
+outside the environment's menu is an error. Without MineDojo, run() raises ``MineDojoUnavailable`` before
+any model is loaded or called.
 """
 from __future__ import annotations
 
@@ -37,26 +48,38 @@ from tqdm.auto import tqdm
 from .. import calibration as cal
 from ..seeding import derive_seed, make_rng
 from .config import Config
-from .envs import CrafterEnv, Observation, frame_png_b64, prompt_frame
+from .envs import (MineDojoUnavailable, Observation, frame_png_b64, make_env, minedojo_missing,
+                   prompt_frame)
 from .policies import (EXECUTION_STAGE, aggregate, elicit_prompt, execution_variants, parse_confidence,
                        parse_top_k)
 from .tasks import Task, get_tasks, grade_answer, make_question, nearest, parse_answer, task_success
 
-__all__ = ["render_scene", "SKILLS", "parse_skill", "run_skill", "run", "replay", "combos", "with_image",
+__all__ = ["render_scene", "SKILLS", "MINEDOJO_SKILLS", "ENV_SKILLS", "parse_skill", "run_skill", "run", "replay", "combos", "with_image",
            "IMAGE_NOTE"]
 
 IMAGE_NOTE = ("The image is the current game frame: your view, with you in the centre and your inventory "
               "in the bottom rows. The text below describes the same view.")
+MINEDOJO_IMAGE_NOTE = ("The image is the current first-person Minecraft frame. The text below describes the "
+                       "blocks around you, seen from above.")
 
 SYMBOLS = {"none": " ", "water": "~", "grass": ".", "stone": "S", "path": "_", "sand": ":", "tree": "T",
            "lava": "L", "coal": "C", "iron": "I", "diamond": "D", "table": "B", "furnace": "F",
-           "player": "@", "cow": "c", "zombie": "z", "skeleton": "k", "arrow": ">", "plant": "p"}
+           "player": "@", "cow": "c", "zombie": "z", "skeleton": "k", "arrow": ">", "plant": "p",
+           # Minecraft block names (MineDojo voxels); water, grass, stone and sand share Crafter's symbols
+           "air": " ", "log": "T", "log2": "T", "leaves": "*", "leaves2": "*", "dirt": "d", "gravel": "g",
+           "cobblestone": "s", "planks": "=", "crafting_table": "B", "tallgrass": ",", "bedrock": "#",
+           "flowing_water": "~"}
 MOVE_TARGETS = ("tree", "water", "stone", "cow", "coal", "iron", "grass", "sand", "table", "zombie")
 SKILLS = ([f"move toward {t}" for t in MOVE_TARGETS] + ["interact"]
           + [f"place {x}" for x in ("table", "stone", "furnace", "plant")]
           + [f"make {x}" for x in ("wood_pickaxe", "wood_sword", "stone_pickaxe", "stone_sword",
                                    "iron_pickaxe", "iron_sword")]
           + ["explore", "noop"])
+MINEDOJO_MOVE_TARGETS = ("log", "water", "stone", "sand", "dirt", "grass", "leaves", "crafting_table")
+MINEDOJO_SKILLS = ([f"move toward {t}" for t in MINEDOJO_MOVE_TARGETS] + ["interact"]
+                   + [f"make {x}" for x in ("planks", "stick", "crafting_table", "wooden_pickaxe", "wooden_sword")]
+                   + ["explore", "noop"])
+ENV_SKILLS = {"crafter": SKILLS, "minedojo": MINEDOJO_SKILLS}
 _DIRNAME = {(-1, 0): "left", (1, 0): "right", (0, -1): "up", (0, 1): "down"}
 
 
@@ -87,9 +110,9 @@ def render_scene(obs: Observation, fmt: str = "grid") -> str:
     raise ValueError(f"scene_format must be 'grid' or 'list', got {fmt!r}")
 
 
-def parse_skill(text: str) -> str | None:
-    """The skill named in a completion: the 'Answer:' field, then the first skill name in the text, then
-    a bare menu number. None if none is found.
+def parse_skill(text: str, skills=SKILLS) -> str | None:
+    """The skill of ``skills`` (the environment's menu) named in a completion: the 'Answer:' field, then the
+    first skill name in the text, then a bare menu number. None if none is found.
 
     >>> parse_skill("I will go.\\nAnswer: Move toward tree\\nConfidence: 80%"), parse_skill("answer: 11")
     ('move toward tree', 'interact')
@@ -97,19 +120,19 @@ def parse_skill(text: str) -> str | None:
     low = text.lower().replace("_", " ")
     m = re.search(r"answer\s*[:=]\s*([^\n]*)", low)
     chunks = ([m.group(1)] if m else []) + [low]
-    norm = {s: s.replace("_", " ") for s in SKILLS}
+    norm = {s: s.replace("_", " ") for s in skills}
     for chunk in chunks:
         hits = [(chunk.find(v), -len(v), s) for s, v in norm.items() if v in chunk]
         if hits:
             return min(hits)[2]
         num = re.match(r"\s*(\d+)\b", chunk)
-        if num and 1 <= int(num.group(1)) <= len(SKILLS):
-            return SKILLS[int(num.group(1)) - 1]
+        if num and 1 <= int(num.group(1)) <= len(skills):
+            return skills[int(num.group(1)) - 1]
     return None
 
 
-def with_image(prompt: str, image: dict) -> list[dict]:
-    """A text prompt as one user message: the image part, then ``IMAGE_NOTE`` and the text.
+def with_image(prompt: str, image: dict, note: str = IMAGE_NOTE) -> list[dict]:
+    """A text prompt as one user message: the image part, then ``note`` and the text.
 
     >>> m = with_image("Q?", {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}})
     >>> [p["type"] for p in m[0]["content"]], m[0]["content"][1]["text"].endswith("Q?")
@@ -117,7 +140,7 @@ def with_image(prompt: str, image: dict) -> list[dict]:
     """
     from ..llm import text_part
 
-    return [{"role": "user", "content": [image, text_part(IMAGE_NOTE + "\n\n" + prompt)]}]
+    return [{"role": "user", "content": [image, text_part(note + "\n\n" + prompt)]}]
 
 
 def _image_record(part: dict) -> dict:
@@ -132,9 +155,13 @@ def _snapshot(obs: Observation) -> tuple:
     return (tuple(sorted(obs.inventory.items())), tuple(sorted(obs.achievements.items())), obs.facing_cell())
 
 
-def run_skill(env: CrafterEnv, obs: Observation, skill: str, *, moves: int, rng: np.random.Generator
+def run_skill(env, obs: Observation, skill: str, *, moves: int, rng: np.random.Generator, skills=SKILLS
               ) -> tuple[Observation, list[str], bool, bool]:
-    """Run one skill; returns (new observation, primitive actions, success, done)."""
+    """Run one skill of the menu ``skills`` (``ENV_SKILLS[environment]``) in ``env`` (CrafterEnv or
+    MineDojoEnv: the same primitive names); returns (new observation, primitive actions, success, done).
+    A skill outside the menu raises ValueError."""
+    if skill not in skills:
+        raise ValueError(f"unknown skill {skill!r}; known: {list(skills)}")
     prims: list[str] = []
     done = False
 
@@ -190,7 +217,7 @@ def run_skill(env: CrafterEnv, obs: Observation, skill: str, *, moves: int, rng:
     if skill == "noop":
         act("noop")
         return obs, prims, False, done
-    raise ValueError(f"unknown skill {skill!r}; known: {SKILLS}")
+    raise ValueError(f"skill {skill!r} has no implementation")
 
 
 def combos(cfg: Config) -> list[tuple[str, str]]:
@@ -210,9 +237,9 @@ def _combo_name(e: str, x: str) -> str:
     return e if x == "none" else f"{e}+{x}"
 
 
-def _read(policy: str, stage: str, kind: str, text: str) -> tuple[str | None, float | None]:
+def _read(policy: str, stage: str, kind: str, text: str, skills=SKILLS) -> tuple[str | None, float | None]:
     """(answer, confidence) from one completion; top_k reads its first guess."""
-    parse = parse_skill if stage == "action" else (lambda t: parse_answer(kind, t))
+    parse = (lambda t: parse_skill(t, skills)) if stage == "action" else (lambda t: parse_answer(kind, t))
     if policy == "top_k":
         guesses = parse_top_k(text)
         if guesses:
@@ -223,11 +250,11 @@ def _read(policy: str, stage: str, kind: str, text: str) -> tuple[str | None, fl
 
 
 class _Episode:
-    def __init__(self, task: Task, elic: str, execp: str, world_seed: int, env: CrafterEnv):
+    def __init__(self, task: Task, elic: str, execp: str, world_seed: int, env):
         self.task, self.elic, self.exec = task, elic, execp
         self.name = _combo_name(elic, execp)
         self.world_seed = world_seed
-        self.env = env  # a clone of the task's freshly reset world: every combo starts in the same state
+        self.env = env  # the task's freshly reset world (a Crafter clone): every combo starts in the same state
         self.obs = env.last
         self.start = self.obs
         self.steps: list[dict] = []
@@ -236,7 +263,7 @@ class _Episode:
         self.reflection = ""
 
 
-def _stage(llm, params, eps, cfg, step, stage, build, images=None) -> dict:
+def _stage(llm, params, eps, cfg, step, stage, build, images=None, note=IMAGE_NOTE) -> dict:
     """One batched call for a stage: ``build(ep)`` -> (base prompt, kind); returns per-episode reads.
     ``images`` (``id(ep)`` -> image part) attaches each episode's current frame to all its prompts."""
     prompts, owner, seeds = [], [], []
@@ -244,7 +271,7 @@ def _stage(llm, params, eps, cfg, step, stage, build, images=None) -> dict:
         base, _ = build(ep)
         xp = ep.exec if EXECUTION_STAGE.get(ep.exec) == stage else "none"
         for j, p in enumerate(execution_variants(xp, base, cfg.k_samples)):
-            prompts.append(p if images is None else with_image(p, images[id(ep)]))
+            prompts.append(p if images is None else with_image(p, images[id(ep)], note))
             owner.append(i)
             seeds.append(derive_seed(cfg.seed, ep.task.id, ep.name, step, stage, j))
     comps = llm.generate(prompts, params, seeds=seeds)
@@ -253,7 +280,7 @@ def _stage(llm, params, eps, cfg, step, stage, build, images=None) -> dict:
         i = owner[c.index]
         ep = eps[i]
         kind = build(ep)[1]
-        ans, conf = _read(ep.elic, stage, kind, c.text)
+        ans, conf = _read(ep.elic, stage, kind, c.text, ENV_SKILLS[cfg.environment])
         d = out.setdefault(i, {"prompt": prompts[c.index], "texts": [], "answers": [], "confs": []})
         d["texts"].append(c.text)
         d["answers"].append(ans)
@@ -277,6 +304,12 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
     from ..llm import SamplingParams, load_llm
 
     cfg.validate()
+    if cfg.environment == "minedojo":  # before any model is loaded or called
+        missing = minedojo_missing()
+        if missing:
+            raise MineDojoUnavailable("environment='minedojo' needs MineDojo; missing: " + "; ".join(missing)
+                                      + ". The first reset() also needs internet (gradle, Maven, Mojang) to "
+                                      "build Minecraft. Use environment='crafter' offline.")
     if llm is None:
         llm = load_llm(cfg.backend)
     use_images = cfg.observation == "text+image"
@@ -285,13 +318,20 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
 
         raise ImageInputError(getattr(llm, "spec", cfg.backend), getattr(llm, "model_name", "") or
                               getattr(llm, "model", ""))
-    tasks = get_tasks(cfg.tasks)
+    tasks = get_tasks(cfg.tasks, cfg.environment)
+    skills = ENV_SKILLS[cfg.environment]
+    env_options = _env_options(cfg)
+    note = MINEDOJO_IMAGE_NOTE if cfg.environment == "minedojo" else IMAGE_NOTE
+    targets = cfg.minedojo_question_targets if cfg.environment == "minedojo" else cfg.question_targets
     eps = []
     for t in tqdm(tasks, desc="worlds", disable=not progress):
         seed_w = world_seed(cfg.seed, t.id)
-        base = CrafterEnv(seed=seed_w)
-        base.reset()
-        eps += [_Episode(t, e, x, seed_w, base.clone()) for e, x in combos(cfg)]
+        if cfg.environment == "crafter":
+            base = make_env("crafter", seed_w, t)
+            eps += [_Episode(t, e, x, seed_w, base.clone()) for e, x in combos(cfg)]
+        else:  # a Minecraft world cannot be copied: a fresh one per episode, same seed
+            eps += [_Episode(t, e, x, seed_w, make_env(cfg.environment, seed_w, t, **env_options))
+                    for e, x in combos(cfg)]
     params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
     n_steps = max(min(cfg.max_steps, t.budget) for t in tasks)
     bar = tqdm(range(n_steps), desc="agent steps", disable=not progress)
@@ -303,7 +343,7 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
         for ep in active:
             qr = make_rng(cfg.seed, "question", ep.task.id, step)
             kind = cfg.question_kinds[step % len(cfg.question_kinds)]
-            target = cfg.question_targets[int(qr.integers(len(cfg.question_targets)))]
+            target = targets[int(qr.integers(len(targets)))]
             qs[id(ep)] = make_question(ep.obs, kind, target, cfg.near_radius)
         scenes = {id(ep): render_scene(ep.obs, cfg.scene_format) for ep in active}
         images = None
@@ -317,20 +357,21 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
             return elicit_prompt(ep.elic, scenes[id(ep)], q.text, reflection=ep.reflection, k=cfg.top_k), q.kind
 
         def action(ep):
-            menu = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(SKILLS))
+            menu = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(skills))
             question = (f"Your goal: {ep.task.goal}. Which skill should you use next? Skills:\n{menu}\n"
                         "Answer with the skill name. Your confidence is how likely the skill is to succeed.")
             return elicit_prompt(ep.elic, scenes[id(ep)], question, reflection=ep.reflection, k=cfg.top_k), "skill"
 
-        p_out = _stage(llm, params, active, cfg, step, "perception", perc, images)
-        a_out = _stage(llm, params, active, cfg, step, "action", action, images)
+        p_out = _stage(llm, params, active, cfg, step, "perception", perc, images, note)
+        a_out = _stage(llm, params, active, cfg, step, "action", action, images, note)
         for i, ep in enumerate(active):
             q, p, a = qs[id(ep)], p_out[i], a_out[i]
             frame = frame_png_b64(ep.obs.frame, cfg.frame_scale)
             sent = _image_record(images[id(ep)]) if images is not None else None
             skill = a["answer"]
             rng = make_rng(cfg.seed, "explore", ep.task.id, ep.name, step)
-            ep.obs, prims, ok, done = run_skill(ep.env, ep.obs, skill or "noop", moves=cfg.skill_moves, rng=rng)
+            ep.obs, prims, ok, done = run_skill(ep.env, ep.obs, skill or "noop", moves=cfg.skill_moves, rng=rng,
+                                                skills=skills)
             ep.success = ep.success or task_success(ep.task, ep.start, ep.obs)
             ep.done = done or ep.success
             ep.steps.append({
@@ -347,7 +388,19 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
             ep.reflection = (f"you answered '{p['answer']}' to '{q.text}' and chose '{skill or 'noop'}', "
                              f"which {'worked' if ok else 'did not work'}.")
     bar.close()
+    for ep in eps:
+        close = getattr(ep.env, "close", None)  # MineDojo: stop each Minecraft process
+        if callable(close):
+            close()
     return _collect(cfg, eps, llm)
+
+
+def _env_options(cfg: Config) -> dict:
+    """``make_env`` keyword arguments of the configured environment (stored in each episode for replay)."""
+    if cfg.environment == "crafter":
+        return {}
+    return {"minedojo_image_size": list(cfg.minedojo_image_size), "voxel_radius": cfg.minedojo_voxel_radius,
+            "ticks_per_tile": cfg.minedojo_ticks_per_tile, "attack_ticks": cfg.minedojo_attack_ticks}
 
 
 def _metrics(conf: list, correct: list, cfg: Config) -> dict:
@@ -392,13 +445,15 @@ def _collect(cfg: Config, eps: list[_Episode], llm) -> dict:
     episodes = [{"task": ep.task.id, "level": ep.task.level, "goal": ep.task.goal, "combo": ep.name,
                  "elicitation": ep.elic, "execution": ep.exec, "world_seed": ep.world_seed,
                  "frame_scale": cfg.frame_scale, "observation": cfg.observation, "image_size": cfg.image_size,
+                 "environment": cfg.environment, "env_options": _env_options(cfg),
                  "success": ep.success, "steps": ep.steps} for ep in eps]
     return {"summary": summary, "table": table, "reliability": rel, "episodes": episodes, "combos": names,
             "tokens": tokens, "config": cfg.to_dict()}
 
 
 def replay(episode: dict, question_kinds=None, near_radius: int = 3) -> dict:
-    """Re-run a saved episode's primitive actions in a fresh Crafter world and re-grade it.
+    """Re-run a saved episode's primitive actions in a fresh world of its environment (Crafter unless the
+    episode says ``"environment": "minedojo"``; built by ``envs.make_env``) and re-grade it.
 
     Checks that each step's question truth (from the semantic map) and the final task success are
     reproduced, that the re-rendered frame equals the stored one at every step, and, where the step sent
@@ -408,9 +463,10 @@ def replay(episode: dict, question_kinds=None, near_radius: int = 3) -> dict:
     """
     from ..llm import image_part
 
-    task = get_tasks([episode["task"]])[0]
-    env = CrafterEnv(seed=episode["world_seed"])
-    obs = env.reset()
+    environment = episode.get("environment", "crafter")
+    task = get_tasks([episode["task"]], environment)[0]
+    env = make_env(environment, episode["world_seed"], task, **episode.get("env_options", {}))
+    obs = env.last
     start = obs
     matches, frames, images = [], [], []
     for s in episode["steps"]:
@@ -423,6 +479,9 @@ def replay(episode: dict, question_kinds=None, near_radius: int = 3) -> dict:
         for a in s["primitives"]:
             obs, _ = env.step(a)
     ok = task_success(task, start, obs)
+    close = getattr(env, "close", None)
+    if callable(close) and environment != "crafter":
+        close()
     return {"steps": len(episode["steps"]), "truth_match": matches, "frame_match": frames,
             "image_match": images, "success": ok,
             "success_match": ok == episode["success"]}

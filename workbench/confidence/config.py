@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .policies import ELICITATION, EXECUTION
 
 OBSERVATIONS = ("text", "text+image")
+ENVIRONMENTS = ("crafter", "minedojo")
 
 
 @dataclass
@@ -16,7 +17,8 @@ class Config:
     backend: str = "default"
     """LLM spec for workbench.llm.load_llm (default = embedded SmolLM2-135M-Instruct)"""
     tasks: tuple = ("find_tree", "find_water")
-    """task ids from workbench.confidence.tasks.TASKS, or "all" (30 tasks)"""
+    """task ids from workbench.confidence.tasks.TASKS (MINEDOJO_TASKS with environment="minedojo"), or "all"
+    (30 Crafter tasks, 10 MineDojo ones)"""
     elicitation: tuple = ELICITATION
     """elicitation policies run alone (vanilla, self_intervention, cot, plan_solve, top_k)"""
     execution: tuple = ("action_sampling",)
@@ -62,7 +64,31 @@ class Config:
     """side in pixels of the attached frame: Crafter re-renders its view at this size; other
     environments' frames (MineDojo rgb) are resized, longest side, aspect kept; 0 = native frame"""
 
+    environment: str = "crafter"
+    """world: crafter (offline default) or minedojo (real Minecraft; needs the MineDojo install, Java 8,
+    xvfb and internet on the first reset; task ids from workbench.confidence.tasks.MINEDOJO_TASKS)"""
+    minedojo_image_size: tuple = (160, 256)
+    """MineDojo rgb frame (height, width) asked of minedojo.make"""
+    minedojo_voxel_radius: int = 4
+    """MineDojo voxels: blocks each side of the player (the perception grid is (2r+1) x (2r+1))"""
+    minedojo_ticks_per_tile: int = 5
+    """MineDojo ticks of walking forward per one-tile move (reconstruction)"""
+    minedojo_attack_ticks: int = 20
+    """MineDojo ticks of holding attack per interact (reconstruction)"""
+    minedojo_question_targets: tuple = ("log", "water", "stone", "grass", "sand", "dirt")
+    """block names perception questions ask about on MineDojo (question_targets is Crafter's)"""
+
     def validate(self) -> None:
+        if self.environment not in ENVIRONMENTS:
+            raise ValueError(f"environment must be one of {ENVIRONMENTS}, got {self.environment!r}")
+        size = tuple(self.minedojo_image_size)
+        if len(size) != 2 or not all(isinstance(v, int) and v >= 1 for v in size):
+            raise ValueError(f"minedojo_image_size must be (height, width) ints >= 1, got {self.minedojo_image_size!r}")
+        for name in ("minedojo_voxel_radius", "minedojo_ticks_per_tile", "minedojo_attack_ticks"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
+        if not self.minedojo_question_targets:
+            raise ValueError("minedojo_question_targets must be non-empty")
         bad = [e for e in self.elicitation + self.execution_on if e not in ELICITATION]
         if bad:
             raise ValueError(f"unknown elicitation policies {bad}; known: {ELICITATION}")

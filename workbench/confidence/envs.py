@@ -33,7 +33,7 @@ from typing import Protocol
 import numpy as np
 
 __all__ = ["Observation", "EmbodiedEnv", "CrafterEnv", "MineDojoEnv", "MineDojoUnavailable",
-           "observation_from_minedojo", "minedojo_missing", "frame_png_b64", "resize_frame", "prompt_frame",
+           "observation_from_minedojo", "minedojo_missing", "make_env", "frame_png_b64", "resize_frame", "prompt_frame",
            "CRAFTER_NAMES"]
 
 # Crafter semantic ids: materials (constants order) then object classes in SemanticView order
@@ -233,8 +233,9 @@ def observation_from_minedojo(obs: dict) -> Observation:
     """Convert a MineDojo observation dict into an :class:`Observation`.
 
     Needs ``rgb`` (3, H, W), ``inventory`` with ``name`` and ``quantity`` arrays, ``voxels`` with
-    ``block_name`` (X, Y, Z); ``location_stats`` (``yaw``) is optional. The grid is the voxel slice at
-    the middle height (the player's head level), x to the right, z forward as "down" rows.
+    ``block_name`` (X, Y, Z); ``location_stats`` (``yaw``, ``pos``) is optional. The grid is the voxel
+    slice at the middle height, x to the right (east), z as "down" rows (south); the facing is the yaw
+    rounded to the nearest of the four grid directions (south if no yaw).
     """
     need = [("rgb",), ("inventory", "name"), ("inventory", "quantity"), ("voxels", "block_name")]
     for path in need:
@@ -261,21 +262,45 @@ def observation_from_minedojo(obs: dict) -> Observation:
     grid = [[str(vox[x, mid, z]).replace(" ", "_") for z in range(vox.shape[2])] for x in range(vox.shape[0])]
     center = (vox.shape[0] // 2, vox.shape[2] // 2)
     extra = {k: np.asarray(v).tolist() for k, v in obs.get("location_stats", {}).items()}
+    facing = (0, 1)
+    if "yaw" in extra:  # Minecraft yaw: 0 south (+z, "down"), 90 west, 180 north, 270 east
+        yaw = float(np.asarray(extra["yaw"]).reshape(-1)[0])
+        facing = [(0, 1), (-1, 0), (0, -1), (1, 0)][int(round(yaw / 90.0)) % 4]
+    if "pos" in extra:  # block position, so that "the player moved" is decidable as in Crafter
+        extra["player_pos"] = tuple(int(np.floor(v)) for v in np.asarray(extra["pos"]).reshape(-1)[:3])
     return Observation(frame=frame, grid=grid, center=center, inventory=inv, achievements={},
-                       facing=(0, 1), extra=extra)
+                       facing=facing, extra=extra)
 
 
 class MineDojoEnv:
-    """MineDojo through the same interface. Primitive actions: the names of ``ACTIONS`` mapped to
-    MineDojo's MultiDiscrete(8) action vector (forward/back, left/right, jump, camera pitch/yaw,
-    functional: use/attack)."""
+    """MineDojo through the same interface as :class:`CrafterEnv`.
 
-    ACTIONS = {"noop": {}, "move_forward": {0: 1}, "move_back": {0: 2}, "move_left": {1: 1},
-               "move_right": {1: 2}, "jump": {2: 1}, "turn_left": {4: 11}, "turn_right": {4: 13},
-               "use": {5: 1}, "attack": {5: 3}}
+    Primitive actions (reconstruction: the paper's controller is not public) are named like Crafter's so
+    that one skill layer drives both, each a fixed sequence of MineDojo MultiDiscrete(8) action vectors
+    (0 forward/back, 1 left/right, 2 jump/sneak/sprint, 3 camera pitch, 4 camera yaw (25 bins of 15
+    degrees, 12 = no turn), 5 functional (1 use, 3 attack, 4 craft), 6 craft argument, 7 slot argument):
+
+    - ``move_left|right|up|down``: turn (yaw, in 90-degree steps) to face that side of the voxel grid
+      (x right = east, z down = south; "up" is north), then walk forward ``ticks_per_tile`` ticks
+      (a walking player covers about 0.22 blocks per tick; a block in the way stops it, as in Crafter);
+    - ``do``: hold attack for ``attack_ticks`` ticks (breaks the faced block bare-handed with MineDojo's
+      ``break_speed_multiplier``); ``use``, ``jump``, ``noop``: one tick;
+    - ``make_<item>``: one craft action for ``item`` (its index in MineDojo's
+      ``minedojo.sim.mc_meta.mc.ALL_CRAFT_SMELT_ITEMS``; needs ``event_level_control``, the harvest
+      tasks' default).
+
+    ``observation.extra["env_success"]`` carries MineDojo's ``info["success"]`` of the latest tick.
+    Episodes cannot be cloned (each is a Minecraft process): :func:`make_env` builds one per episode.
+    """
+
+    MOVES = ("move_left", "move_right", "move_up", "move_down")
+    CRAFTABLE = ("planks", "stick", "crafting_table", "wooden_pickaxe", "wooden_sword")
+    YAW = {(0, 1): 0, (-1, 0): 90, (0, -1): 180, (1, 0): 270}  # grid facing -> Minecraft yaw (degrees)
 
     def __init__(self, task_id: str = "open-ended", image_size: tuple[int, int] = (160, 256), seed: int = 0,
-                 **kwargs):
+                 ticks_per_tile: int = 5, attack_ticks: int = 20, **kwargs):
+        if ticks_per_tile < 1 or attack_ticks < 1:
+            raise ValueError(f"ticks_per_tile and attack_ticks must be >= 1, got {ticks_per_tile}, {attack_ticks}")
         missing = minedojo_missing()
         if missing:
             raise MineDojoUnavailable("MineDojo cannot start here; missing: " + "; ".join(missing)
@@ -284,16 +309,86 @@ class MineDojoEnv:
         import minedojo
 
         self._env = minedojo.make(task_id=task_id, image_size=image_size, seed=seed, **kwargs)
-        self.action_names = list(self.ACTIONS)
+        self.ticks_per_tile, self.attack_ticks = int(ticks_per_tile), int(attack_ticks)
+        self.action_names = (["noop", *self.MOVES, "do", "use", "jump"]
+                             + [f"make_{x}" for x in self.CRAFTABLE])
+        self._last: Observation | None = None
 
-    def reset(self) -> Observation:  # pragma: no cover - needs MineDojo
-        return observation_from_minedojo(self._env.reset())
+    @property
+    def last(self) -> Observation | None:
+        """The latest observation."""
+        return self._last
 
-    def step(self, action: str) -> tuple[Observation, bool]:  # pragma: no cover - needs MineDojo
-        if action not in self.ACTIONS:
-            raise ValueError(f"unknown MineDojo action {action!r}; known: {self.action_names}")
+    def _tick(self, set_: dict) -> bool:
         vec = self._env.action_space.no_op()
-        for i, v in self.ACTIONS[action].items():
+        for i, v in set_.items():
             vec[i] = v
-        obs, _, done, _ = self._env.step(vec)
-        return observation_from_minedojo(obs), bool(done)
+        obs, _, done, info = self._env.step(vec)
+        self._last = observation_from_minedojo(obs)
+        self._last.extra["env_success"] = bool((info or {}).get("success", False))
+        return bool(done)
+
+    def reset(self) -> Observation:
+        self._last = observation_from_minedojo(self._env.reset())
+        self._last.extra["env_success"] = False
+        return self._last
+
+    def close(self) -> None:
+        close = getattr(self._env, "close", None)
+        if callable(close):
+            close()
+
+    def step(self, action: str) -> tuple[Observation, bool]:
+        if action not in self.action_names:
+            raise ValueError(f"unknown MineDojo action {action!r}; known: {self.action_names}")
+        if self._last is None:
+            raise RuntimeError("call reset() before step()")
+        done = False
+        if action in self.MOVES:
+            want = DIRECTIONS[action[len("move_"):]]
+            turns = ((self.YAW[want] - self.YAW.get(tuple(self._last.facing), 0)) // 90) % 4
+            for delta in {0: [], 1: [18], 2: [18, 18], 3: [6]}[turns]:  # yaw bins: 18 = +90, 6 = -90 degrees
+                done = self._tick({4: delta}) or done
+            for _ in range(self.ticks_per_tile):
+                if done:
+                    break
+                done = self._tick({0: 1})
+        elif action == "do":
+            for _ in range(self.attack_ticks):
+                done = self._tick({5: 3})
+                if done:
+                    break
+        elif action.startswith("make_"):
+            from minedojo.sim.mc_meta import mc
+
+            done = self._tick({5: 4, 6: list(mc.ALL_CRAFT_SMELT_ITEMS).index(action[len("make_"):])})
+        else:
+            done = self._tick({"noop": {}, "use": {5: 1}, "jump": {2: 1}}[action])
+        return self._last, done
+
+
+def make_env(environment: str, seed: int, task=None, *, minedojo_image_size: tuple[int, int] = (160, 256),
+             voxel_radius: int = 4, ticks_per_tile: int = 5, attack_ticks: int = 20):
+    """The one factory of run() and replay(): a reset environment for ``task`` in world ``seed``.
+
+    ``"crafter"``: :class:`CrafterEnv`. ``"minedojo"``: :class:`MineDojoEnv` on MineDojo's ``harvest``
+    meta task for harvest tasks (``target_names=[task.target]``, ``target_quantities=task.quantity``) and
+    ``open-ended`` for find tasks, with voxels ``voxel_radius`` blocks around the player (one block below
+    and above the feet) and ``world_seed = seed``.
+    """
+    if environment == "crafter":
+        env = CrafterEnv(seed=seed)
+    elif environment == "minedojo":
+        kw = dict(seed=seed, world_seed=seed, image_size=tuple(minedojo_image_size), use_voxel=True,
+                  voxel_size=dict(xmin=-voxel_radius, ymin=-1, zmin=-voxel_radius,
+                                  xmax=voxel_radius, ymax=1, zmax=voxel_radius),
+                  ticks_per_tile=ticks_per_tile, attack_ticks=attack_ticks)
+        if task is not None and task.kind == "harvest":
+            env = MineDojoEnv(task_id="harvest", target_names=[task.target],
+                              target_quantities=[task.quantity], **kw)
+        else:
+            env = MineDojoEnv(task_id="open-ended", **kw)
+    else:
+        raise ValueError(f"unknown environment {environment!r}; known: crafter, minedojo")
+    env.reset()
+    return env

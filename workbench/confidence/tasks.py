@@ -12,6 +12,13 @@ and graded against the semantic map, never against the model's own report:
 ``count`` ("how many trees are in view?"), ``near`` ("is there water within 3 tiles?", yes/no) and
 ``direction`` ("in which direction is the nearest tree?": left/right/up/down; on a diagonal tie both
 axes count as right).
+
+MineDojo suite (``MINEDOJO_TASKS``, reconstruction, 10 tasks in 4 levels): ``find_X`` (X adjacent to the
+player in the voxel slice of ``observation_from_minedojo``; ``find_tree`` looks for ``log``) and harvest
+tasks run as MineDojo's ``harvest`` meta task with ``target_names`` / ``target_quantities``. Success is
+decided by the environment: MineDojo's own ``info["success"]`` or the inventory in the observation holding
+the target quantity (whichever comes first). Perception questions are graded from the voxel grid exactly
+as the Crafter ones are from the semantic map.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 
 from .envs import Observation
 
-__all__ = ["Task", "TASKS", "get_tasks", "task_success", "Question", "make_question", "grade_answer",
+__all__ = ["Task", "TASKS", "MINEDOJO_TASKS", "ENV_TASKS", "get_tasks", "task_success", "Question", "make_question", "grade_answer",
            "nearest"]
 
 
@@ -28,10 +35,11 @@ __all__ = ["Task", "TASKS", "get_tasks", "task_success", "Question", "make_quest
 class Task:
     id: str
     goal: str  # natural-language goal shown to the agent
-    kind: str  # "find" | "achievement"
-    target: str  # cell name (find) or achievement name
+    kind: str  # "find" | "achievement" | "harvest" (MineDojo)
+    target: str  # cell name (find), achievement name or inventory item (harvest)
     level: int
     budget: int  # agent steps (skill calls) allowed
+    quantity: int = 1  # harvest: items the inventory must hold
 
 
 _FIND = ["tree", "water", "grass", "sand", "stone", "cow", "coal", "iron", "lava"]
@@ -55,15 +63,35 @@ def _build() -> list[Task]:
 
 TASKS: list[Task] = _build()
 
+# MineDojo suite as data: (id, goal, kind, target, level, budget, quantity). Block and item names are
+# Minecraft 1.11's, as in MineDojo's voxels and inventory ("log", "planks", "crafting_table", ...).
+_MINEDOJO = [
+    ("find_tree", "find a tree (log) and stand next to it", "find", "log", 1, 6, 1),
+    ("find_water", "find water and stand next to it", "find", "water", 1, 6, 1),
+    ("find_sand", "find sand and stand next to it", "find", "sand", 1, 6, 1),
+    ("find_stone", "find stone and stand next to it", "find", "stone", 1, 6, 1),
+    ("harvest_log", "obtain 1 log", "harvest", "log", 2, 10, 1),
+    ("harvest_dirt", "obtain 1 dirt", "harvest", "dirt", 2, 10, 1),
+    ("harvest_4_logs", "obtain 4 logs", "harvest", "log", 3, 20, 4),
+    ("harvest_planks", "obtain 4 planks (craft them from a log)", "harvest", "planks", 3, 20, 4),
+    ("harvest_crafting_table", "obtain a crafting table", "harvest", "crafting_table", 4, 40, 1),
+    ("harvest_wooden_pickaxe", "obtain a wooden pickaxe", "harvest", "wooden_pickaxe", 4, 40, 1),
+]
+MINEDOJO_TASKS: list[Task] = [Task(*row) for row in _MINEDOJO]
+ENV_TASKS = {"crafter": TASKS, "minedojo": MINEDOJO_TASKS}
 
-def get_tasks(ids) -> list[Task]:
-    """Tasks by id (``"all"`` for every one); unknown ids raise with the list of known ones."""
+
+def get_tasks(ids, environment: str = "crafter") -> list[Task]:
+    """Tasks of ``environment`` by id (``"all"`` for every one); unknown ids raise with the known ones."""
+    if environment not in ENV_TASKS:
+        raise ValueError(f"unknown environment {environment!r}; known: {sorted(ENV_TASKS)}")
+    suite = ENV_TASKS[environment]
     if ids == "all":
-        return list(TASKS)
-    by = {t.id: t for t in TASKS}
+        return list(suite)
+    by = {t.id: t for t in suite}
     bad = [i for i in ids if i not in by]
     if bad:
-        raise ValueError(f"unknown task ids {bad}; known: {sorted(by)}")
+        raise ValueError(f"unknown task ids {bad} for {environment}; known: {sorted(by)}")
     return [by[i] for i in ids]
 
 
@@ -77,11 +105,16 @@ def nearest(obs: Observation, name: str) -> tuple[int, int] | None:
 
 
 def task_success(task: Task, start: Observation, now: Observation) -> bool:
-    """Decided by the environment: the target is adjacent (find) or the achievement count rose."""
+    """Decided by the environment: the target is adjacent (find), the achievement count rose, or (harvest)
+    MineDojo reported success (``now.extra["env_success"]``) or the inventory holds ``task.quantity``."""
     if task.kind == "find":
         d = nearest(now, task.target)
         return d is not None and abs(d[0]) + abs(d[1]) <= 1
-    return now.achievements.get(task.target, 0) > start.achievements.get(task.target, 0)
+    if task.kind == "harvest":
+        return bool(now.extra.get("env_success")) or now.inventory.get(task.target, 0) >= task.quantity
+    if task.kind == "achievement":
+        return now.achievements.get(task.target, 0) > start.achievements.get(task.target, 0)
+    raise ValueError(f"unknown task kind {task.kind!r}")
 
 
 # ------------------------------------------------------------------------------- perception questions
