@@ -96,6 +96,12 @@ class FakeMineDojoEnv:
                 self.hits = 0
         elif a[5] != 3:
             self.hits = 0
+        if a[5] == 6:  # place the item of slot a[7] in front, if that block is free
+            names = list(self.inv)
+            item = names[a[7]] if a[7] < len(names) else "air"
+            if self.inv.get(item, 0) > 0 and front not in self.blocks:
+                self.inv[item] -= 1
+                self.blocks[front] = item
         if a[5] == 4:
             item = CRAFT_ITEMS[a[6]]
             need = {"planks": ("log", 1, 4), "crafting_table": ("planks", 4, 1)}.get(item)
@@ -223,7 +229,7 @@ def test_prompts_carry_the_minedojo_scene_and_menu(fake_minedojo):
         assert "Facing: down (air)." in p and "T=log" in p and "~=water" in p
     for p in action:
         assert all(f"{i + 1}. {s}" in p for i, s in enumerate(MINEDOJO_SKILLS))
-        assert "place table" not in p and "make wood_pickaxe" not in p
+        assert "place table" not in p and "make wood_pickaxe" not in p and "place crafting_table" in p
 
 
 def test_image_observations_are_the_minedojo_rgb_resized(fake_minedojo):
@@ -296,6 +302,15 @@ def test_minedojo_env_action_vectors(fake_minedojo):
     assert f2.actions[-1][5:7] == [4, CRAFT_ITEMS.index("planks")]
     assert obs.inventory == {"log": 0, "planks": 4} or obs.inventory == {"planks": 4}
     assert done and obs.extra["env_success"] and task_success(task, env2.last, obs)
+    # placing: the slot comes from the observation's slot names; without the item it is a noop tick
+    n = len(f2.actions)
+    env2.step("place_crafting_table")
+    assert f2.actions[-1] == [0, 0, 0, 12, 12, 0, 0, 0] and len(f2.actions) == n + 1
+    f2.inv["crafting_table"] = 1  # (as if crafted) slot 2 after log and planks
+    env2.step("noop")
+    obs, _ = env2.step("place_crafting_table")
+    assert f2.actions[-1][5] == 6 and f2.actions[-1][7] == 2 and obs.facing_cell() == "crafting_table"
+    assert obs.inventory.get("crafting_table", 0) == 0
     with pytest.raises(ValueError, match="unknown MineDojo action"):
         env2.step("place_table")
     with pytest.raises(ValueError, match="unknown skill 'place table'"):

@@ -31,9 +31,9 @@ task gets a fresh world from the same seed). The scene text is the voxel slice r
 ASCII map (Minecraft block names, ``SYMBOLS``); perception targets come from
 ``cfg.minedojo_question_targets``; the skill menu is ``MINEDOJO_SKILLS``: ``move toward X`` over
 MineDojoEnv's tile moves (turn to the side, walk ``minedojo_ticks_per_tile`` ticks), ``interact`` (hold
-attack ``minedojo_attack_ticks`` ticks), ``make X`` (MineDojo's craft action), ``explore`` and ``noop``,
-with the same success rules as on Crafter; Crafter's ``place X`` has no MineDojo counterpart here. A skill
-outside the environment's menu is an error. Without MineDojo, run() raises ``MineDojoUnavailable`` before
+attack ``minedojo_attack_ticks`` ticks), ``make X`` (MineDojo's craft action), ``place crafting_table``
+(MineDojo's place action on the slot holding it), ``explore`` and ``noop``, with the same success rules
+as on Crafter. A skill outside the environment's menu is an error. Without MineDojo, run() raises ``MineDojoUnavailable`` before
 any model is loaded or called.
 """
 from __future__ import annotations
@@ -78,7 +78,7 @@ SKILLS = ([f"move toward {t}" for t in MOVE_TARGETS] + ["interact"]
 MINEDOJO_MOVE_TARGETS = ("log", "water", "stone", "sand", "dirt", "grass", "leaves", "crafting_table")
 MINEDOJO_SKILLS = ([f"move toward {t}" for t in MINEDOJO_MOVE_TARGETS] + ["interact"]
                    + [f"make {x}" for x in ("planks", "stick", "crafting_table", "wooden_pickaxe", "wooden_sword")]
-                   + ["explore", "noop"])
+                   + ["place crafting_table", "explore", "noop"])
 ENV_SKILLS = {"crafter": SKILLS, "minedojo": MINEDOJO_SKILLS}
 _DIRNAME = {(-1, 0): "left", (1, 0): "right", (0, -1): "up", (0, 1): "down"}
 

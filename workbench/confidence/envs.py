@@ -262,6 +262,7 @@ def observation_from_minedojo(obs: dict) -> Observation:
     grid = [[str(vox[x, mid, z]).replace(" ", "_") for z in range(vox.shape[2])] for x in range(vox.shape[0])]
     center = (vox.shape[0] // 2, vox.shape[2] // 2)
     extra = {k: np.asarray(v).tolist() for k, v in obs.get("location_stats", {}).items()}
+    extra["inventory_slots"] = [str(n).replace(" ", "_") for n in np.asarray(obs["inventory"]["name"]).reshape(-1)]
     facing = (0, 1)
     if "yaw" in extra:  # Minecraft yaw: 0 south (+z, "down"), 90 west, 180 north, 270 east
         yaw = float(np.asarray(extra["yaw"]).reshape(-1)[0])
@@ -287,7 +288,9 @@ class MineDojoEnv:
       ``break_speed_multiplier``); ``use``, ``jump``, ``noop``: one tick;
     - ``make_<item>``: one craft action for ``item`` (its index in MineDojo's
       ``minedojo.sim.mc_meta.mc.ALL_CRAFT_SMELT_ITEMS``; needs ``event_level_control``, the harvest
-      tasks' default).
+      tasks' default; table recipes such as the wooden pickaxe need a crafting table nearby);
+    - ``place_<item>``: one place action with the inventory slot that holds ``item`` (from the
+      observation's slot names); a noop tick when the inventory has none.
 
     ``observation.extra["env_success"]`` carries MineDojo's ``info["success"]`` of the latest tick.
     Episodes cannot be cloned (each is a Minecraft process): :func:`make_env` builds one per episode.
@@ -295,6 +298,7 @@ class MineDojoEnv:
 
     MOVES = ("move_left", "move_right", "move_up", "move_down")
     CRAFTABLE = ("planks", "stick", "crafting_table", "wooden_pickaxe", "wooden_sword")
+    PLACEABLE = ("crafting_table",)
     YAW = {(0, 1): 0, (-1, 0): 90, (0, -1): 180, (1, 0): 270}  # grid facing -> Minecraft yaw (degrees)
 
     def __init__(self, task_id: str = "open-ended", image_size: tuple[int, int] = (160, 256), seed: int = 0,
@@ -311,7 +315,7 @@ class MineDojoEnv:
         self._env = minedojo.make(task_id=task_id, image_size=image_size, seed=seed, **kwargs)
         self.ticks_per_tile, self.attack_ticks = int(ticks_per_tile), int(attack_ticks)
         self.action_names = (["noop", *self.MOVES, "do", "use", "jump"]
-                             + [f"make_{x}" for x in self.CRAFTABLE])
+                             + [f"make_{x}" for x in self.CRAFTABLE] + [f"place_{x}" for x in self.PLACEABLE])
         self._last: Observation | None = None
 
     @property
@@ -362,6 +366,10 @@ class MineDojoEnv:
             from minedojo.sim.mc_meta import mc
 
             done = self._tick({5: 4, 6: list(mc.ALL_CRAFT_SMELT_ITEMS).index(action[len("make_"):])})
+        elif action.startswith("place_"):
+            slots = self._last.extra.get("inventory_slots", [])
+            item = action[len("place_"):]
+            done = self._tick({5: 6, 7: slots.index(item)} if item in slots else {})
         else:
             done = self._tick({"noop": {}, "use": {5: 1}, "jump": {2: 1}}[action])
         return self._last, done
