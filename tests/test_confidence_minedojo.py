@@ -1,6 +1,7 @@
 """The MineDojo path of workbench.confidence, end to end, on a fake ``minedojo`` module (MineDojo itself
 needs Java 8 and internet): observation dicts in MineDojo's documented format (rgb (3, H, W), inventory
-name/quantity, voxels block_name, location_stats pos/yaw), MultiDiscrete(8) actions, ``info["success"]``.
+name/quantity, voxels block_name, location_stats pos/yaw), MultiDiscrete(8) actions, and the meta task's
+``is_successful`` property (MineDojo's step puts no success key in info).
 
 The fake world is a flat plain: one block per (x, z) column at the player's feet level, grass below,
 air above. Walking moves 0.22 blocks per forward tick unless the next block is solid; 8 attack ticks
@@ -56,6 +57,7 @@ class FakeMineDojoEnv:
         self.yaw = 0
         self.inv: dict[str, int] = {}
         self.hits = 0
+        self.is_successful = False
         return self._obs()
 
     def block(self):
@@ -108,11 +110,10 @@ class FakeMineDojoEnv:
             if need and self.inv.get(need[0], 0) >= need[1]:
                 self.inv[need[0]] -= need[1]
                 self.inv[item] = self.inv.get(item, 0) + need[2]
-        info = {}
         if self.kwargs["task_id"] == "harvest":
-            info["success"] = all(self.inv.get(t, 0) >= q for t, q in
-                                  zip(self.kwargs["target_names"], self.kwargs["target_quantities"]))
-        return self._obs(), 0.0, bool(info.get("success")), info
+            self.is_successful = all(self.inv.get(t, 0) >= q for t, q in
+                                     zip(self.kwargs["target_names"], self.kwargs["target_quantities"]))
+        return self._obs(), 0.0, self.is_successful, {}
 
     def close(self):
         self.closed = True
@@ -198,7 +199,7 @@ def test_run_on_minedojo_end_to_end_success_from_the_env(fake_minedojo):
         assert s0["action"]["success"] is True
         if ep["task"] == "find_tree":  # adjacency in the voxels decides a find task
             assert ep["success"] and len(ep["steps"]) == 1
-        else:  # step 1: attack the faced log; MineDojo's info["success"] and the inventory agree
+        else:  # step 1: attack the faced log; MineDojo's is_successful and the inventory agree
             assert ep["success"] and len(ep["steps"]) == 2
             s1 = ep["steps"][1]
             assert s1["action"]["skill"] == "interact" and s1["primitives"] == ["do"] and s1["action"]["success"]
@@ -326,6 +327,17 @@ def test_minedojo_missing_is_a_clear_error_before_any_model_call(monkeypatch):
     # no backend is loaded either: an unloadable spec would fail differently
     with pytest.raises(MineDojoUnavailable, match="internet"):
         run(_cfg(backend="no-such-backend:x"), progress=False)
+
+
+def test_harvest_success_is_the_environments():
+    task = get_tasks(["harvest_4_logs"], "minedojo")[0]
+    o = envs.Observation(frame=np.zeros((2, 2, 3), np.uint8), grid=[["air"]], center=(0, 0), inventory={"log": 3},
+                         achievements={}, extra={"env_success": False})
+    assert not task_success(task, o, o)
+    o.extra["env_success"] = True  # MineDojo's own criterion, whatever the inventory shows
+    assert task_success(task, o, o)
+    o.extra["env_success"], o.inventory["log"] = False, 4  # the inventory in the observation
+    assert task_success(task, o, o)
 
 
 def test_bad_environment_and_tasks():

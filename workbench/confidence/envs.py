@@ -292,7 +292,9 @@ class MineDojoEnv:
     - ``place_<item>``: one place action with the inventory slot that holds ``item`` (from the
       observation's slot names); a noop tick when the inventory has none.
 
-    ``observation.extra["env_success"]`` carries MineDojo's ``info["success"]`` of the latest tick.
+    ``observation.extra["env_success"]`` carries the task's own success after the latest tick: MineDojo's
+    meta tasks (harvest, ...) decide it from their success criteria and expose it as the ``is_successful``
+    property (their ``step`` returns ``done`` on success but puts no success key in ``info``).
     Episodes cannot be cloned (each is a Minecraft process): :func:`make_env` builds one per episode.
     """
 
@@ -329,7 +331,7 @@ class MineDojoEnv:
             vec[i] = v
         obs, _, done, info = self._env.step(vec)
         self._last = observation_from_minedojo(obs)
-        self._last.extra["env_success"] = bool((info or {}).get("success", False))
+        self._last.extra["env_success"] = bool(getattr(self._env, "is_successful", False))
         return bool(done)
 
     def reset(self) -> Observation:

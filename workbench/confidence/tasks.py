@@ -16,7 +16,7 @@ axes count as right).
 MineDojo suite (``MINEDOJO_TASKS``, reconstruction, 10 tasks in 4 levels): ``find_X`` (X adjacent to the
 player in the voxel slice of ``observation_from_minedojo``; ``find_tree`` looks for ``log``) and harvest
 tasks run as MineDojo's ``harvest`` meta task with ``target_names`` / ``target_quantities``. Success is
-decided by the environment: MineDojo's own ``info["success"]`` or the inventory in the observation holding
+decided by the environment: MineDojo's own task success (``is_successful``) or the inventory in the observation holding
 the target quantity (whichever comes first). Perception questions are graded from the voxel grid exactly
 as the Crafter ones are from the semantic map.
 """
@@ -106,7 +106,7 @@ def nearest(obs: Observation, name: str) -> tuple[int, int] | None:
 
 def task_success(task: Task, start: Observation, now: Observation) -> bool:
     """Decided by the environment: the target is adjacent (find), the achievement count rose, or (harvest)
-    MineDojo reported success (``now.extra["env_success"]``) or the inventory holds ``task.quantity``."""
+    MineDojo's task reported success (``now.extra["env_success"]``) or the inventory holds ``task.quantity``."""
     if task.kind == "find":
         d = nearest(now, task.target)
         return d is not None and abs(d[0]) + abs(d[1]) <= 1
