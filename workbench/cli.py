@@ -93,11 +93,11 @@ def _cmd_serve(a) -> int:
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if not 0 <= a.port <= 65535:  # bad input first: it is an error whatever is installed
+        print(f"error: --port {a.port} is not a TCP port", file=sys.stderr)
+        return 2
     if importlib.util.find_spec("voila") is None:
         print("error: serving needs Voila: pip install 'workbench[browser]'", file=sys.stderr)
-        return 2
-    if not 0 <= a.port <= 65535:
-        print(f"error: --port {a.port} is not a TCP port", file=sys.stderr)
         return 2
     cmd = [sys.executable, "-m", "voila", str(nb), f"--port={a.port}", "--no-browser", f"--Voila.ip={a.ip}",
            "--strip_sources=True"]
