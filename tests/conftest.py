@@ -14,3 +14,15 @@ def embedded_llm():
     from workbench.llm import load_llm
 
     return load_llm("default", cache="off")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test, restored after: the models under test are tiny, and on a shared
+    CPU torch's extra worker threads only add contention (many-fold slowdowns seen here)."""
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)

@@ -14,13 +14,7 @@ from workbench.git_storm.core import Replay, build_world_model, collect, psnr, t
 from workbench.git_storm.nets import CausalTransformer, TwoHot, symexp, symlog
 from workbench.git_storm.priors import MaskGITPrior, mask_ratio, random_chunks, sample_train_mask
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The models are tiny; on a shared CPU more threads only add contention."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in tests/conftest.py
 
 
 TINY = Config(minatar_scale=2, enc_channels=(8, 16), groups=8, classes=8, d_model=32, n_layers=2, n_heads=4, mlp_hidden=32,

@@ -23,12 +23,7 @@ from workbench.git_storm.core import Replay, build_world_model, collect, env_inf
 from workbench.git_storm.world_model import MIXERS  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in tests/conftest.py
 
 
 CFG = Config()  # paper setting: 64x64 pixels, action repeat 2

@@ -12,12 +12,7 @@ from workbench.git_storm.core import build_world_model, torch_gen
 from workbench.git_storm.world_model import MIXERS, StateMixer
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in tests/conftest.py
 
 
 TINY = Config(minatar_scale=2, enc_channels=(8, 16), groups=8, classes=8, d_model=32, n_layers=2, n_heads=4,

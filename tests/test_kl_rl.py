@@ -8,12 +8,7 @@ from workbench.kl.policies import MLPPolicy, all_sequences, token_logprobs
 from workbench.kl.rl import ExactEvaluator, run_rl, task_reward, train_reference
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in tests/conftest.py
 
 
 def test_task_reward_rate_under_uniform_policy():

@@ -259,11 +259,10 @@ def test_bad_variant_and_config_raise():
         Config(variants=("prima", "llava"))
 
 
-def test_short_training_lowers_loss_and_checkpoint_reloads(tmp_path):
+def test_short_training_lowers_loss_and_checkpoint_reloads(tmp_path, one_torch_thread):
     cfg = Config(**{**TINY, "steps": 30, "n_train": 64, "lr": 3e-3})
     items = generate_items(cfg, cfg.n_train)
     vocab = Vocab.from_items(items)
-    torch.set_num_threads(1)
     model = build_model(cfg, vocab, "prima", 0)
     b = Batch(items[:16], vocab)
     with torch.no_grad():
