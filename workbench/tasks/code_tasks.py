@@ -87,6 +87,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from tqdm.auto import tqdm
 
 from .base import MalformedItem, Problem, Task
+from .loaders import iter_jsonl
 
 CODE_FORMAT_HINT = ("a single ```python code block holding your complete solution: a program that reads the input "
                     "from standard input and prints the answer to standard output, or, when starter code is given, "
@@ -619,42 +620,32 @@ def load_code_jsonl(path: str | os.PathLike, *, limit: int | None = None, strict
     ``task.malformed`` with a warning (``strict=True``: raise). ``task_kw`` go to :class:`CodeTask`.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such JSONL file: {path}")
     problems, bad, ids = [], [], set()
-    with path.open() as f:
-        for i, line in enumerate(f):
-            if limit is not None and i >= limit:
-                break
-            if not line.strip():
-                bad.append(MalformedItem(str(path), i, "empty line"))
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                bad.append(MalformedItem(str(path), i, f"invalid JSON: {e.msg}", line[:200]))
-                continue
-            if not isinstance(r, Mapping):
-                bad.append(MalformedItem(str(path), i, f"not an object: {type(r).__name__}", line[:200]))
-                continue
-            q = r.get("question")
-            if not isinstance(q, str) or not q.strip():
-                bad.append(MalformedItem(str(path), i, "missing or empty 'question'", line[:200]))
-                continue
-            pid = str(r["id"]) if r.get("id") is not None else f"{path.stem}/{i}"
-            if pid in ids:
-                bad.append(MalformedItem(str(path), i, f"duplicate id {pid!r}", line[:200]))
-                continue
-            try:
-                fn = r.get("fn_name")
-                tests = check_tests(r.get("tests"), f"line {i}", fn)
-            except ValueError as e:
-                bad.append(MalformedItem(str(path), i, str(e), line[:200]))
-                continue
-            ids.add(pid)
-            meta = {"tests": tests, **({"fn_name": fn} if fn else {})}
-            problems.append(Problem(pid, with_starter(q, r.get("starter_code")), f"{len(tests)} tests",
-                                    source=str(path), meta=meta))
+    for i, line, r in iter_jsonl(path, limit):
+        if isinstance(r, MalformedItem):
+            bad.append(r)
+            continue
+        if not isinstance(r, Mapping):
+            bad.append(MalformedItem(str(path), i, f"not an object: {type(r).__name__}", line[:200]))
+            continue
+        q = r.get("question")
+        if not isinstance(q, str) or not q.strip():
+            bad.append(MalformedItem(str(path), i, "missing or empty 'question'", line[:200]))
+            continue
+        pid = str(r["id"]) if r.get("id") is not None else f"{path.stem}/{i}"
+        if pid in ids:
+            bad.append(MalformedItem(str(path), i, f"duplicate id {pid!r}", line[:200]))
+            continue
+        try:
+            fn = r.get("fn_name")
+            tests = check_tests(r.get("tests"), f"line {i}", fn)
+        except ValueError as e:
+            bad.append(MalformedItem(str(path), i, str(e), line[:200]))
+            continue
+        ids.add(pid)
+        meta = {"tests": tests, **({"fn_name": fn} if fn else {})}
+        problems.append(Problem(pid, with_starter(q, r.get("starter_code")), f"{len(tests)} tests",
+                                source=str(path), meta=meta))
     return _finish(problems, bad, str(path), strict, path.stem, **task_kw)
 
 

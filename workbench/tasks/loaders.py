@@ -70,27 +70,36 @@ def problems_from_records(records: Iterable[Any], source: str, question_key: str
     return MathTask(problems, name=name or source, malformed=bad)
 
 
-def load_jsonl(path: str | os.PathLike, *, question_key: str = "question", answer_key: str = "answer",
-               id_key: str | None = "id", limit: int | None = None, strict: bool = False) -> MathTask:
-    """Load math problems from a local JSONL file (one JSON object per line)."""
+def iter_jsonl(path: str | os.PathLike, limit: int | None = None):
+    """The lines of a local JSONL file as ``(line number, line, value)``: ``value`` is the parsed JSON,
+    or a :class:`MalformedItem` for an empty or unparsable line (reported, never skipped). Raises
+    FileNotFoundError at once for a missing file. Shared by the math and code JSONL loaders."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such JSONL file: {path}")
 
-    def records():
+    def lines():
         with path.open() as f:
             for lineno, line in enumerate(f):
                 if limit is not None and lineno >= limit:
                     break
                 if not line.strip():
-                    yield MalformedItem(str(path), lineno, "empty line")
+                    yield lineno, line, MalformedItem(str(path), lineno, "empty line")
                     continue
                 try:
-                    yield json.loads(line)
+                    yield lineno, line, json.loads(line)
                 except json.JSONDecodeError as e:
-                    yield MalformedItem(str(path), lineno, f"invalid JSON: {e.msg}", line[:200])
+                    yield lineno, line, MalformedItem(str(path), lineno, f"invalid JSON: {e.msg}", line[:200])
 
-    return problems_from_records(records(), str(path), question_key, answer_key, id_key, strict, name=path.stem)
+    return lines()
+
+
+def load_jsonl(path: str | os.PathLike, *, question_key: str = "question", answer_key: str = "answer",
+               id_key: str | None = "id", limit: int | None = None, strict: bool = False) -> MathTask:
+    """Load math problems from a local JSONL file (one JSON object per line)."""
+    path = Path(path)
+    records = (value for _, _, value in iter_jsonl(path, limit))
+    return problems_from_records(records, str(path), question_key, answer_key, id_key, strict, name=path.stem)
 
 
 def load_hf(name: str, *, limit: int | None = None, strict: bool = False, split: str | None = None) -> MathTask:
