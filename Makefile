@@ -44,12 +44,15 @@ install: $(STAMP)
 demo: install
 	$(BIN)/workbench run all --summary
 
+# The suite runs with the LLM response cache off, as on a new machine: every notebook generates for real,
+# so the times it takes (and CI's) hold with an empty cache. The converted embedded model is kept.
+TEST_ENV := WORKBENCH_LLM_CACHE=off
 NBVAL := --nbval-lax --nbval-current-env --sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=1200
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not vllm and not browser" tests notebooks $(NBVAL) $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not vllm and not browser" --durations=25 tests notebooks $(NBVAL) $(PYTEST_ARGS)
 
 test-unit: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not vllm and not browser" tests $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not vllm and not browser" tests $(PYTEST_ARGS)
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m "slow" -p no:cacheprovider $(PYTEST_ARGS)
