@@ -7,17 +7,40 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeServer:
-    def __init__(self, mode: str = "ok", fail_first: int = 0):
+    """``raw(handler, path, body)``, when given, answers every POST itself (status, headers, bytes: the
+    hostile-server tests); ``models`` is what ``GET /models`` lists (``None``: answer 404)."""
+
+    def __init__(self, mode: str = "ok", fail_first: int = 0, raw=None, models=None):
         self.mode, self.fail_first, self.requests = mode, fail_first, []
+        self.raw, self.models, self.gets = raw, models, []
         outer = self
 
         class H(BaseHTTPRequestHandler):
             def log_message(self, *a):
                 pass
 
+            def do_GET(self):
+                outer.gets.append(self.path)
+                if outer.models is None or not self.path.endswith("/models"):
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                data = json.dumps({"object": "list", "data": outer.models}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append((self.path, body))
+                if outer.raw is not None:
+                    try:
+                        outer.raw(self, self.path, body)
+                    except (BrokenPipeError, ConnectionResetError):  # the client gave up: fine
+                        pass
+                    return
                 if outer.fail_first > 0:
                     outer.fail_first -= 1
                     self.send_response(503)
@@ -55,6 +78,8 @@ class FakeServer:
                 self.wfile.write(data)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        if raw is not None:  # a hostile handler may still be dripping when the test ends: do not wait
+            self.httpd.daemon_threads, self.httpd.block_on_close = True, False
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -52,6 +52,10 @@ class Config:
     gsi_min_leverage: float = 0.02
     """GSI: fall back to SI-A when the target's leverage on the estimated null space is below this
     (caps the weights' squared norm at 1/leverage - 1) -- reconstruction"""
+    gsi_tol: float = 1e-6
+    """GSI: relative spectral tolerance: singular values up to this times the largest count as zero in the
+    exact one-sided relations, and the partial trace's normalised eigenvalues must lie this close to 0 or 1
+    for the two-sided path to count as exact -- reconstruction"""
     two_way: str = "average"
     """two-way mean: average of context and action means (public code) or additive"""
     parafac_rank: int = 6

@@ -28,7 +28,7 @@ def impute(data: ImputationData, cs, as_, name: str, cfg: Config) -> tuple[np.nd
                               max_donor_actions=cfg.gsi_max_donor_actions,
                               max_donor_contexts=cfg.gsi_max_donor_contexts, energy=cfg.gsi_energy,
                               rcond=cfg.rcond, ranks=cfg.gsi_ranks, min_leverage=cfg.gsi_min_leverage,
-                              si_kwargs=si_kw)
+                              tol=cfg.gsi_tol, si_kwargs=si_kw)
     if name == "mean_over_actions":
         return est.impute_mean_over_actions(data, cs, as_)
     if name == "mean_over_contexts":

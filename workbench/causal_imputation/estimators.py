@@ -163,13 +163,16 @@ def _energy_keep(lam: np.ndarray, energy: float, rcond: float) -> np.ndarray:
 
 def _si_regress_group(Yz, cs, as_, D, train, energy, rcond, chunk=4096):
     """Batched SI regressions for pairs sharing the donor count K. Yz: (C, A+1, F) zeros where
-    unmeasured; D: (n, K) donors; train: (n, C) bool. Returns pred (n, F), coef (n, K), intercept (n,)."""
+    unmeasured; D: (n, K) donors; train: (n, C) bool. Returns pred (n, F), coef (n, K), intercept (n,),
+    resid (n,): norm of the fit's residual over the training rows / norm of the target's outcomes there
+    (NaN without training rows)."""
     C, _, F = Yz.shape
     P, K = D.shape
     Q = np.concatenate([D, as_[:, None]], axis=1)  # (n, K+1): donors then target
     pred = np.zeros((P, F))
     coef = np.zeros((P, K))
     icpt = np.zeros(P)
+    resid = np.full(P, np.nan)
     for s in range(0, P, chunk):
         sl = slice(s, s + chunk)
         tr = train[sl]
@@ -201,7 +204,12 @@ def _si_regress_group(Yz, cs, as_, D, train, energy, rcond, chunk=4096):
         Xc = Yz[cs[sl][:, None], D[sl]]  # (n, K, F) donors in the target context
         pred[sl] = (w[:, None, :] @ Xc)[:, 0] + b0[:, None]
         coef[sl], icpt[sl] = w, b0
-    return pred, coef, icpt
+        if has.any():  # residual of the fit row by row (not from the normal equations: no cancellation)
+            res = blk[:, K, :] - (w[pp][:, None, :] @ blk[:, :K, :])[:, 0] - b0[pp][:, None]
+            rss = np.add.reduceat((res**2).sum(axis=1), starts)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                resid[np.arange(s, s + n)[has]] = np.sqrt(rss / G[has, K, K])
+    return pred, coef, icpt, resid
 
 
 def _si_regress_vectorised(Y0, cs, as_, D, train, energy, rcond):
@@ -211,12 +219,12 @@ def _si_regress_vectorised(Y0, cs, as_, D, train, energy, rcond):
     P, K = D.shape
     Yz = np.concatenate([Y0, np.zeros((C, 1, F))], axis=1)  # (C, A+1, F)
     nd = (D >= 0).sum(axis=1) if K else np.zeros(P, dtype=np.int64)
-    pred, coef, icpt = np.zeros((P, F)), np.zeros((P, K)), np.zeros(P)
+    pred, coef, icpt, resid = np.zeros((P, F)), np.zeros((P, K)), np.zeros(P), np.full(P, np.nan)
     for k in np.unique(nd):
         idx = np.nonzero(nd == k)[0]
-        p_, w_, b_ = _si_regress_group(Yz, cs[idx], as_[idx], D[idx, :k], train[idx], energy, rcond)
-        pred[idx], coef[idx, :k], icpt[idx] = p_, w_, b_
-    return pred, coef, icpt
+        p_, w_, b_, r_ = _si_regress_group(Yz, cs[idx], as_[idx], D[idx, :k], train[idx], energy, rcond)
+        pred[idx], coef[idx, :k], icpt[idx], resid[idx] = p_, w_, b_, r_
+    return pred, coef, icpt, resid
 
 
 def _si_regress_naive(Yd, c, a, donors, contexts, energy, rcond):
@@ -235,7 +243,8 @@ def _si_regress_naive(Yd, c, a, donors, contexts, energy, rcond):
         keep = _energy_keep((sv**2)[None], energy, rcond)[0]
         w = vt[keep].T @ ((u[:, keep].T @ yc) / sv[keep])
     b0 = ym - xm @ w
-    return Yd[c, donors].T @ w + b0 if len(donors) else np.full(F, b0), w, b0
+    resid = float(np.linalg.norm(yc - Xc @ w if len(donors) else yc) / np.linalg.norm(y))
+    return Yd[c, donors].T @ w + b0 if len(donors) else np.full(F, b0), w, b0, resid
 
 
 def impute_si(data: ImputationData, cs, as_, *, over: str = "actions", num_donors: int | None = 10,
@@ -244,7 +253,8 @@ def impute_si(data: ImputationData, cs, as_, *, over: str = "actions", num_donor
     """SI-A (``over="actions"``: donors are actions) or SI-C (``over="contexts"``). See module docstring.
 
     info: fallback (P,), donors (P, K) padded -1 (indices along the donor axis), coef (P, K),
-    intercept (P,), train (P, n_other) bool training units (contexts for SI-A, actions for SI-C).
+    intercept (P,), train (P, n_other) bool training units (contexts for SI-A, actions for SI-C),
+    train_resid (P,) relative residual norm of the fit over its training rows (NaN on fallbacks).
     """
     if not 0.0 < energy <= 1.0:
         raise ValueError(f"energy must be in (0, 1], got {energy}")
@@ -263,7 +273,7 @@ def impute_si(data: ImputationData, cs, as_, *, over: str = "actions", num_donor
     if vectorised:
         with blas_single_thread():
             D, train = select_donors(mask, tc, ta, num_donors, ranks, max_donors)
-            pred, coef, icpt = _si_regress_vectorised(Y0, tc, ta, D, train, energy, rcond)
+            pred, coef, icpt, resid = _si_regress_vectorised(Y0, tc, ta, D, train, energy, rcond)
     else:
         from tqdm.auto import tqdm
 
@@ -272,18 +282,19 @@ def impute_si(data: ImputationData, cs, as_, *, over: str = "actions", num_donor
             for p in tqdm(range(P), disable=not progress, desc=f"SI over {over} (naive)"):
                 donors, ctxs = select_donors_naive(mask, int(tc[p]), int(ta[p]), num_donors, ranks, max_donors)
                 if ctxs:
-                    yp, w, b0 = _si_regress_naive(Y, int(tc[p]), int(ta[p]), donors, ctxs, energy, rcond)
+                    yp, w, b0, rs = _si_regress_naive(Y, int(tc[p]), int(ta[p]), donors, ctxs, energy, rcond)
                 else:
-                    yp, w, b0 = np.zeros(F), np.zeros(len(donors)), 0.0
-                res.append((donors, ctxs, yp, w, b0))
+                    yp, w, b0, rs = np.zeros(F), np.zeros(len(donors)), 0.0, np.nan
+                res.append((donors, ctxs, yp, w, b0, rs))
         K = max([len(r[0]) for r in res], default=0)
         D = np.full((P, K), -1, dtype=np.int64)
         coef = np.zeros((P, K))
         train = np.zeros((P, mask.shape[0]), dtype=bool)
         pred = np.zeros((P, F))
         icpt = np.zeros(P)
-        for p, (donors, ctxs, yp, w, b0) in enumerate(res):
-            D[p, :len(donors)], coef[p, :len(donors)], pred[p], icpt[p] = donors, w, yp, b0
+        resid = np.full(P, np.nan)
+        for p, (donors, ctxs, yp, w, b0, rs) in enumerate(res):
+            D[p, :len(donors)], coef[p, :len(donors)], pred[p], icpt[p], resid[p] = donors, w, yp, b0, rs
             train[p, ctxs] = True
     # fallbacks (decided on the oriented problem: "context" = the non-donor axis)
     no_cand = ~(mask[tc].copy())
@@ -301,25 +312,73 @@ def impute_si(data: ImputationData, cs, as_, *, over: str = "actions", num_donor
     pred = np.where(unseen[:, None], own_mean, pred)
     fb[no_cand] = "global_mean"
     pred = np.where(no_cand[:, None], glob, pred)
-    return pred, {"fallback": fb.astype(str), "donors": D, "coef": coef, "intercept": icpt, "train": train}
+    resid = np.where(fb == "none", resid, np.nan)
+    return pred, {"fallback": fb.astype(str), "donors": D, "coef": coef, "intercept": icpt, "train": train,
+                  "train_resid": resid}
 
 
 # ------------------------------------------------------------------------------------------------ GSI
+GSI_PATHS = ("si_a_exact", "si_c_exact", "exact_a", "exact_c", "two_sided", "two_sided_inexact", "fallback_si_a")
+
+
+def _unit(n: int, g: int) -> np.ndarray:
+    """(g, n) copies of the first unit vector: weight 1 on the target, 0 on the donors."""
+    e = np.zeros((g, n))
+    e[:, 0] = 1.0
+    return e
+
+
+def _exact_relations(blocks: np.ndarray, side: int, tol: float, min_leverage: float):
+    """Batched over pairs. blocks: (g, m, n, F) fully measured, target at index 0 of ``side``.
+
+    An exact one-sided relation: w with w[0] = 1 and sum_q w_q Y[i, q] = 0 for every row i and
+    feature f (side 1; side 0 the same with rows and columns swapped), i.e. w in the null space of
+    the stacked (rows x features, n) matrix. Under SI-A's model (and any CP model) this null space
+    is null(V_Q^T) and, with enough stacked rows, nothing else, so the relation carries over to the
+    target context: w alone (with zero weights on the other side) is exact. The null space is
+    numerical: singular values at most ``tol`` times the largest. A stacked matrix with no more rows
+    than columns has a null space whatever the model, so it is not used. Returns (w, ok)."""
+    g, m, n, F = blocks.shape
+    M = blocks.transpose(0, 1, 3, 2).reshape(g, m * F, n) if side == 1 else \
+        blocks.transpose(0, 2, 3, 1).reshape(g, n * F, m)
+    k = M.shape[2]
+    if M.shape[1] <= k:
+        return np.zeros((g, k)), np.zeros(g, dtype=bool)
+    _, sv, vt = np.linalg.svd(M, full_matrices=False)  # sv (g, k) descending
+    null = sv <= tol * sv[:, :1]
+    Pn = np.einsum("gka,gk,gkb->gab", vt, null.astype(float), vt)
+    lev = Pn[:, 0, 0]
+    ok = null.any(axis=1) & (lev > max(min_leverage, 1e-12)) & (sv[:, 0] > 0)
+    return Pn[:, :, 0] / np.where(ok, lev, 1.0)[:, None], ok
+
+
 def _null_side_weights(blocks: np.ndarray, side: int, dim_s: np.ndarray | None, energy: float, rcond: float,
-                       min_leverage: float = 0.02):
+                       min_leverage: float = 0.02, tol: float = 1e-6):
     """Batched over pairs. blocks: (g, m, n, F), each fully measured, target at index 0 of ``side``.
 
     Estimates the null space of the latent factors on ``side`` (0: rows / contexts, 1: columns /
-    actions) as the leading eigenspace of the partial trace of the projector onto S-perp, and returns
-    (w, ok): w (g, m or n) the minimum-norm vector in that space with w[0] = 1, ok (g,) bool. The
-    squared norm of w is 1 / leverage (leverage: squared length of the target's unit vector projected
-    on the space), so ``min_leverage`` caps the weights' size: near-zero leverage means the target
-    is barely expressible by the donors and, with noise, gives huge weights."""
+    actions) as the leading eigenspace of the partial trace G of the projector onto S-perp, and returns
+    (w, ok, clean, trivial): w (g, m or n) the minimum-norm vector in that space with w[0] = 1.
+
+    In the identified case (the feature slices fill S = {P V^T + Z Q^T}) G is exactly (m - s) times
+    the projector onto null(V^T): its eigenvalues divided by the largest are 0 or 1, and the
+    eigenspace of 1 is selected (threshold 1/2). ``clean`` says whether every normalised eigenvalue
+    is within ``tol`` of 0 or 1; where it is not (fewer features than dim S, a CP tensor, noise,
+    an energy cut) the selected space is only an approximation of null(V^T). ``trivial``: every
+    direction was selected (no null space identified: the weights on this side are zero).
+    The squared norm of w is 1 / leverage (leverage: squared length of the target's unit vector
+    projected on the space), so ``min_leverage`` caps the weights' size: near-zero leverage means
+    the target is barely expressible by the donors and, with noise, gives huge weights."""
     g, m, n, F = blocks.shape
     X = blocks.reshape(g, m * n, F)  # columns are the vectorised feature slices Y_f
     u, sv, _ = np.linalg.svd(X, full_matrices=False)  # u (g, mn, min(mn, F))
     if dim_s is None:
-        keep = _energy_keep(sv**2, energy, rcond)
+        # an exact gap in the spectrum (singular values below rcond times the largest: noise-free data)
+        # sets dim S; the energy fraction only applies where there is none (noise fills the spectrum)
+        keep = _energy_keep(sv**2, 1.0, rcond)
+        gap = keep.sum(axis=1) < min(m * n, F)
+        if energy < 1.0:
+            keep = np.where(gap[:, None], keep, _energy_keep(sv**2, energy, rcond))
     else:
         keep = np.arange(sv.shape[1])[None] < np.asarray(dim_s)[:, None]
     ok = keep.sum(axis=1) < m * n  # S must leave a complement in the block
@@ -330,27 +389,40 @@ def _null_side_weights(blocks: np.ndarray, side: int, dim_s: np.ndarray | None, 
         G = n * np.eye(m)[None] - np.einsum("giqk,gjqk->gij", U3, U3)
     lam, V = np.linalg.eigh(G)
     top = lam[:, -1:]
-    sel = (lam > 0.5 * top) & (top > 1e-9)
+    ok &= top[:, 0] > 1e-9
+    mu = lam / np.where(top > 1e-9, top, 1.0)
+    sel = mu > 0.5
+    clean = np.all(np.minimum(np.abs(mu), np.abs(1.0 - mu)) <= tol, axis=1)
+    trivial = sel.all(axis=1)
     Pn = np.einsum("gak,gk,gbk->gab", V, sel.astype(float), V)  # projector onto the null space estimate
     lev = Pn[:, 0, 0]
-    ok &= lev > min_leverage
+    ok &= lev > max(min_leverage, 1e-12)
     w = Pn[:, :, 0] / np.where(ok, lev, 1.0)[:, None]
-    return w, ok
+    return w, ok, clean, trivial
 
 
 def impute_gsi(data: ImputationData, cs, as_, *, num_donors: int | None = 4, max_donor_actions: int = 10,
                max_donor_contexts: int = 10, energy: float = 1.0, rcond: float = 1e-6,
-               ranks: tuple[int, int] | None = None, min_leverage: float = 0.02, si_kwargs: dict | None = None,
-               progress: bool = False):
+               ranks: tuple[int, int] | None = None, min_leverage: float = 0.02, tol: float = 1e-6,
+               si_kwargs: dict | None = None, progress: bool = False):
     """GSI (reconstruction; see module docstring). Donor search as SI-A with ``num_donors`` and
     ``max_donor_actions``; donor contexts are SI-A's training contexts, the first
     ``max_donor_contexts`` by label. ``ranks = (r, s)`` fixes the action / context latent ranks.
-    ``min_leverage``: pairs whose weights would exceed squared norm 1 / min_leverage - 1 fall back.
+    ``min_leverage``: a side whose weights would exceed squared norm 1 / min_leverage - 1 is not
+    used (the pair falls back to SI-A when no path is left). ``tol``: relative spectral tolerance of
+    the exact one-sided relations and of the two-valued check of the partial trace.
     Pairs are grouped by donor-block shape and each group is solved with batched SVD / eigh.
 
-    info: fallback (P,), donors (P, K) donor actions, coef (P, K) action weights b, donor_contexts
-    (P, L) padded -1, context_coef (P, L) weights g.
+    info: fallback (P,), path (P,) one of ``GSI_PATHS`` (see module docstring), donors (P, K)
+    donor actions, coef (P, K) action weights b, donor_contexts (P, L) padded -1, context_coef (P, L)
+    weights g.
     """
+    if not 0.0 < energy <= 1.0:
+        raise ValueError(f"energy must be in (0, 1], got {energy}")
+    if not 0.0 <= min_leverage < 1.0:
+        raise ValueError(f"min_leverage must be in [0, 1), got {min_leverage}")
+    if not 0.0 < tol < 0.5:
+        raise ValueError(f"tol must be in (0, 0.5), got {tol}")
     from tqdm.auto import tqdm
 
     cs, as_ = np.asarray(cs, dtype=np.int64), np.asarray(as_, dtype=np.int64)
@@ -372,6 +444,7 @@ def impute_gsi(data: ImputationData, cs, as_, *, num_donors: int | None = 4, max
     bw = np.zeros((P, K))
     gw = np.zeros((P, L))
     failed = (nJ == 0) | (nI == 0)
+    path = np.full(P, "fallback_si_a", dtype=object)
     groups: dict[tuple[int, int], list[int]] = {}
     for p in np.nonzero(~failed)[0]:
         groups.setdefault((int(nI[p]), int(nJ[p])), []).append(int(p))
@@ -387,27 +460,53 @@ def impute_gsi(data: ImputationData, cs, as_, *, num_donors: int | None = 4, max
                 r, s = ranks
                 dimA = np.full(len(idx), m * r + (k + 1) * s - r * s)
                 dimC = np.full(len(idx), (m + 1) * r + k * s - r * s)
-            y, okA = _null_side_weights(Y[I[:, :, None], Q[:, None, :]], 1, dimA, energy, rcond)  # null(V_Q^T)
-            x, okC = _null_side_weights(Y[R[:, :, None], J[:, None, :]], 0, dimC, energy, rcond)  # null(Z_R^T)
+            B1 = Y[I[:, :, None], Q[:, None, :]]  # (g, m, k+1, F) donor contexts x ({a} u J)
+            B2 = Y[R[:, :, None], J[:, None, :]]  # (g, m+1, k, F) ({c} u I) x donor actions
+            # 1. exact one-sided relations (SI-A's / SI-C's model, CP): the other side's weights are
+            #    irrelevant (its correction term is a combination of zero residuals), so they are 0
+            yE, okEA = _exact_relations(B1, 1, tol, min_leverage)
+            xE, okEC = _exact_relations(B2, 0, tol, min_leverage)
+            # 2. two-sided: null(V_Q^T) and null(Z_R^T) from the partial traces
+            y, okA, clA, trA = _null_side_weights(B1, 1, dimA, energy, rcond, min_leverage, tol)
+            x, okC, clC, trC = _null_side_weights(B2, 0, dimC, energy, rcond, min_leverage, tol)
+            two = okA & okC & ~(trA & trC)  # both sides trivial would predict 0: not a path
+            y = np.where(okEA[:, None], yE, np.where((~okEC & two)[:, None], y, _unit(k + 1, len(idx))))
+            x = np.where(okEC[:, None] & ~okEA[:, None], xE,
+                         np.where((~okEA & two)[:, None], x, _unit(m + 1, len(idx))))
             b, gg = -y[:, 1:], -x[:, 1:]  # (g, k), (g, m)
             YcJ = Y[c[:, None], J]  # (g, k, F)
             YIa = Y[I, a[:, None]]  # (g, m, F)
-            YIJ = Y[I[:, :, None], J[:, None, :]]  # (g, m, k, F)
+            YIJ = B1[:, :, 1:]  # (g, m, k, F)
             pred[idx] = (np.einsum("gk,gkf->gf", b, YcJ) + np.einsum("gi,gif->gf", gg, YIa)
                          - np.einsum("gi,gk,gikf->gf", gg, b, YIJ))
             bw[idx, :k] = b
             gw[idx, :m] = gg
-            failed[idx] = ~(okA & okC)
+            path[idx] = np.where(okEA, "exact_a", np.where(okEC, "exact_c", np.where(
+                two, np.where(clA & clC, "two_sided", "two_sided_inexact"), "fallback_si_a")))
+            failed[idx] = ~(okEA | okEC | two)
+    # SI-A and SI-C themselves (their own donor searches): where either fits its training rows
+    # exactly (more rows than coefficients), GSI returns its prediction, so GSI recovers whatever
+    # SI-A or SI-C recovers; SI-A is also the recorded fallback
+    spa, ia = impute_si(data, cs, as_, over="actions", **(si_kwargs or {}))
+    spc, ic = impute_si(data, cs, as_, over="contexts", **(si_kwargs or {}))
+    exact_si = {}
+    for name, info in (("si_a_exact", ia), ("si_c_exact", ic)):
+        nd = (info["donors"] >= 0).sum(axis=1) if info["donors"].size else np.zeros(P, dtype=np.int64)
+        rows = info["train"].sum(axis=1) * F
+        exact_si[name] = (info["fallback"] == "none") & (rows > nd + 1) & (np.nan_to_num(info["train_resid"], nan=np.inf) <= tol)
+    use_c = exact_si["si_c_exact"] & ~exact_si["si_a_exact"]
+    use_a = exact_si["si_a_exact"] | (failed & ~use_c)
+    pred = np.where(use_a[:, None], spa, np.where(use_c[:, None], spc, pred))
+    bw[use_a | use_c] = 0.0
+    gw[use_a | use_c] = 0.0
+    path[failed] = "fallback_si_a"
+    path[use_c] = "si_c_exact"
+    path[exact_si["si_a_exact"]] = "si_a_exact"
     fb = np.full(P, "none", dtype=object)
-    if failed.any():
-        idx = np.nonzero(failed)[0]
-        sp, sinfo = impute_si(data, cs[idx], as_[idx], over="actions", **(si_kwargs or {}))
-        pred[idx] = sp
-        bw[idx] = 0.0
-        gw[idx] = 0.0
-        fb[idx] = ["si_a" if f == "none" else f"si_a:{f}" for f in sinfo["fallback"]]
-    return pred, {"fallback": fb.astype(str), "donors": D, "coef": bw, "donor_contexts": I_all,
-                  "context_coef": gw}
+    fell = failed & ~exact_si["si_a_exact"] & ~use_c
+    fb[fell] = ["si_a" if f == "none" else f"si_a:{f}" for f in ia["fallback"][fell]]
+    return pred, {"fallback": fb.astype(str), "path": path.astype(str), "donors": D, "coef": bw,
+                  "donor_contexts": I_all, "context_coef": gw}
 
 
 # -------------------------------------------------------------------------------------------- PARAFAC

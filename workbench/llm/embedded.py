@@ -107,6 +107,12 @@ def gguf_path(download: bool = True) -> Path:
     return p
 
 
+def embedded_identity() -> str:
+    """Content identity of the embedded model (``Backend.identity``): the converted folder is a function
+    of the verified GGUF file and the conversion format, so no weights need hashing at load."""
+    return f"embedded:{EMBEDDED_NAME}:gguf-sha256:{GGUF_SHA256}:format-{FORMAT_VERSION}"
+
+
 def _valid(d: Path) -> bool:
     try:
         marker = json.loads((d / "workbench.json").read_text())

@@ -46,8 +46,9 @@ class TransformersLLM(Backend):
     }
 
     def __init__(self, model: str, options: dict | None = None, *, spec: str | None = None, cache=None,
-                 model_name: str | None = None):
-        super().__init__(model, options, spec=spec, cache=cache)
+                 model_name: str | None = None, identity: str | None = None):
+        self._given_identity = identity  # known content identity (the embedded model: its GGUF digest)
+        super().__init__(model, options, spec=spec, cache=cache)  # hashes a local model folder (identity)
         self.model_name = model_name or model
         o = self.options
         if o["dtype"] not in ("auto", "bfloat16", "float16", "float32"):
@@ -97,6 +98,9 @@ class TransformersLLM(Backend):
         self.eos_ids = {e for e in eos + [tok.eos_token_id] if e is not None}
 
     def cache_options(self) -> dict[str, Any]:
+        if self._identity is None:  # a hub id: the commit transformers resolved and loaded
+            commit = getattr(self.lm.config, "_commit_hash", None)
+            self._identity = f"hub:{model}@{commit}" if commit else None
         o = dict(self.options)
         for k in ("max_batch_size", "threads", "device"):
             o.pop(k, None)
@@ -105,6 +109,9 @@ class TransformersLLM(Backend):
     # ----------------------------------------------------------------------------- prompts
     def render(self, prompt) -> list[int]:
         """Token ids of a prompt: chat template for chats (and strings when chat=true)."""
+    def model_identity(self) -> str | None:
+        return self._given_identity or super().model_identity()
+
         tok = self.tokenizer
         chat = text_only_chat(prompt, self.spec, self.model_name)  # raises ImageInputError on an image part
         if (not isinstance(prompt, str) or self.options["chat"]) and tok.chat_template:

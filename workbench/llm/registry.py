@@ -63,6 +63,11 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
             opts[k] = v
     if name in ("transformers", "vllm") and not model:
         raise BackendOptionError(f"spec {spec!r} names no model: use '{name}:<model dir or hub id>'")
+    if name in ("default", "scripted") and model:
+        hint = ("the embedded model; for another model use 'transformers:" + model + "'" if name == "default"
+                else "the test double, whose answers are passed as responses=")
+        raise BackendOptionError(f"backend {name!r} takes no model name, but spec {spec!r} names {model!r}: "
+                                 f"'{name}' is {hint}")
     return name, model, opts
 
 
@@ -85,9 +90,10 @@ def load_llm(spec: str = "default", *, cache: str | None = None, cache_dir: str 
         raise BackendOptionError("responses= is only for the scripted backend")
     if name == "default":
         from .hf import TransformersLLM
-        from .embedded import EMBEDDED_NAME, embedded_model_dir
+        from .embedded import EMBEDDED_NAME, embedded_identity, embedded_model_dir
 
-        return TransformersLLM(str(embedded_model_dir()), opts, spec=spec, cache=rc, model_name=EMBEDDED_NAME)
+        return TransformersLLM(str(embedded_model_dir()), opts, spec=spec, cache=rc, model_name=EMBEDDED_NAME,
+                               identity=embedded_identity())
     if name == "transformers":
         from .hf import TransformersLLM
 

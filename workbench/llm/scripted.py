@@ -14,7 +14,11 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable, Mapping, Sequence
 
+import functools
+import hashlib
 from .backend import Backend, Request
+import json
+import types
 from .base import Completion, Prompt, SamplingParams, apply_stop, as_chat
 
 
@@ -36,17 +40,76 @@ def prompt_text(prompt: Prompt) -> str:
 class ScriptedLLM(Backend):
     name = "scripted"
     OPTIONS = {"latency": (float, 0.0)}
+def _describe(obj: Any, seen: set[int], depth: int) -> Any:
+    """A JSON-able description of what ``obj`` computes (the scripted backend's cache identity)."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, (bytes, bytearray)):
+        return ["bytes", bytes(obj).hex()]
+    if id(obj) in seen or depth > 6:
+        return ["ref", type(obj).__qualname__, getattr(obj, "__qualname__", "")]
+    seen = seen | {id(obj)}
+    d = functools.partial(_describe, seen=seen, depth=depth + 1)
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = [d(x) for x in obj]
+        return [type(obj).__name__, sorted(items, key=repr) if isinstance(obj, (set, frozenset)) else items]
+    if isinstance(obj, Mapping):
+        return ["map", [[d(k), d(v)] for k, v in obj.items()]]
+    if isinstance(obj, types.ModuleType):
+        return ["module", obj.__name__]
+    if isinstance(obj, type):
+        return ["class", obj.__module__, obj.__qualname__]
+    if isinstance(obj, types.CodeType):
+        return ["code", obj.co_code.hex(), [d(c) for c in obj.co_consts], list(obj.co_names)]
+    if isinstance(obj, types.FunctionType):
+        cells = []
+        for c in obj.__closure__ or ():
+            try:
+                cells.append(d(c.cell_contents))
+            except ValueError:  # an empty cell
+                cells.append(["empty"])
+        names = _all_names(obj.__code__)
+        glob = {n: d(obj.__globals__[n]) for n in sorted(names) if n in obj.__globals__}
+        return ["function", obj.__module__, obj.__qualname__, d(obj.__code__), d(obj.__defaults__),
+                d(obj.__kwdefaults__), cells, glob]
+    if isinstance(obj, types.MethodType):
+        return ["method", d(obj.__func__), d(obj.__self__)]
+    if isinstance(obj, functools.partial):
+        return ["partial", d(obj.func), d(obj.args), d(obj.keywords)]
+    call = getattr(type(obj), "__call__", None)
+    state = getattr(obj, "__dict__", None)
+    if isinstance(call, types.FunctionType) or state is not None:
+        return ["object", type(obj).__module__, type(obj).__qualname__, d(call), d(state or {})]
+    return ["repr", repr(obj)]
+
+
+def _all_names(code: types.CodeType) -> set[str]:
+    out = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            out |= _all_names(c)
+    return out
+
+
 
     def __init__(self, responses: Sequence[str] | Mapping[Any, str] | Callable[[Prompt, Request], str] = ("",),
                  options: dict | None = None, *, spec: str = "scripted", cache=None, model: str = "scripted"):
         super().__init__(model, options, spec=spec, cache=cache)
-        self.responses = responses
         self._cycle = itertools.cycle(list(responses)) if isinstance(responses, (list, tuple)) else None
+        self.responses = responses  # before Backend.__init__, which computes the identity from the script
         self.calls: list[list[Prompt]] = []
 
     def _respond(self, r: Request) -> str:
         if callable(self.responses):
             return self.responses(r.prompt, r)
+    def model_identity(self) -> str:
+        """The script's content, so a different script never reads another's cached answers: the
+        strings of a list or dict; of a callable, its code (bytecode, constants, defaults) and the
+        values it closes over or reads from its module, as they are at load. A callable whose answers
+        depend on state it reaches some other way should run with ``cache="off"``."""
+        blob = json.dumps(_describe(self.responses, set(), 0), separators=(",", ":"), default=repr)
+        return "scripted-sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
         if self._cycle is not None:
             return next(self._cycle)
         text = prompt_text(r.prompt)
