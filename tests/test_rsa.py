@@ -114,18 +114,23 @@ class Interrupt(RuntimeError):
 def test_resume_equals_uninterrupted_run(tmp_path):
     task = arithmetic_task(3)
     full = run_rsa(make_llm(), task, n=4, k=2, t=4, sampling=SP, seed=9, progress=False)
-    calls = {"n": 0}
 
-    def flaky(prompt, req):
-        if req.index == 0 and req.sample == 0:
-            calls["n"] += 1
-        if calls["n"] == 3:  # the third step's call dies
-            raise Interrupt("killed")
-        return seeded_responder(prompt, req)
+    class DiesOnThirdCall:  # the same model (same identity), killed during the third step's call
+        def __init__(self, llm):
+            self.llm, self.n = llm, 0
+
+        def __getattr__(self, name):
+            return getattr(self.llm, name)
+
+        def generate(self, *a, **kw):
+            self.n += 1
+            if self.n == 3:
+                raise Interrupt("killed")
+            return self.llm.generate(*a, **kw)
 
     ck = tmp_path / "ck"
     with pytest.raises(Interrupt):
-        run_rsa(make_llm(flaky), task, n=4, k=2, t=4, sampling=SP, seed=9, checkpoint_dir=ck, progress=False)
+        run_rsa(DiesOnThirdCall(make_llm()), task, n=4, k=2, t=4, sampling=SP, seed=9, checkpoint_dir=ck, progress=False)
     files = sorted(p.name for p in ck.iterdir())
     assert files == ["rsa_k2_step001.json", "rsa_k2_step002.json"]
     json.loads((ck / files[0]).read_text())  # plain JSON

@@ -16,7 +16,11 @@ Randomness: the subsets of step t for problem p come from ``make_rng(seed, "subs
 sampling seed of slot i from ``derive_seed(seed, "rsa", p, t, i)`` (first generation:
 ``derive_seed(seed, "initial", p, i)``), so a run is reproducible and a resumed run equals an
 uninterrupted one. After each step a JSON checkpoint is written (never pickle; the reference code
-pickles populations).
+pickles populations). A resume uses a checkpoint only if its fingerprint matches the run: seed, N, K,
+sampling, templates, threshold, the task, the problems' content (ids, questions and answers: Reasoning
+Gym ids do not change with the task seed) and the model's identity (:func:`model_identity`). A mismatch
+or a file that cannot be read raises :class:`CheckpointError` naming the file (our choice over a silent
+fresh run: it never overwrites results the user may want, and never mixes two runs).
 
 Reconstructions (the paper text available here does not settle them; each is a config field):
 - ``k1_parent``: with K = 1 each slot refines a uniformly drawn candidate ('uniform', the general rule)
@@ -49,7 +53,7 @@ from . import prompts as P
 from .config import Config
 from .metrics import average_metrics, majority_vote, population_metrics
 
-CHECKPOINT_FORMAT = "workbench.rsa.checkpoint/1"
+CHECKPOINT_FORMAT = "workbench.rsa.checkpoint/2"  # /2: the fingerprint holds problem content, task and model identity
 
 
 # --------------------------------------------------------------------------------------- tasks
@@ -139,12 +143,41 @@ def generate_initial(llm, task: Task, problems: Sequence[Problem], n: int, sampl
 
 
 # ------------------------------------------------------------------------------- checkpoints
-def _fingerprint(llm, problems, n, k, k1_parent, sampling, seed, templates, threshold, label) -> dict:
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: unreadable, not a checkpoint of this format, of another
+    run, or with a population of the wrong shape. The message names the file and what to do."""
+
+
+def model_identity(llm) -> Any:
+    """What identifies the model's outputs: a content identity the backend records (attribute
+    ``identity``, ``model_identity`` or ``content_identity``, a value or a method; e.g. hashes of the
+    weights), else its spec and model name. Two models saved at the same path differ only in the former."""
+    for attr in ("identity", "model_identity", "content_identity"):
+        v = getattr(llm, attr, None)
+        if callable(v):
+            v = v()
+        if v is not None:
+            return v
+    return {"spec": getattr(llm, "spec", None), "model": getattr(llm, "model", None)}
+
+
+def problems_digest(problems: Sequence[Problem]) -> str:
+    """SHA-256 of the problems' ids, questions and reference answers: Reasoning Gym ids (``name/i``) do
+    not depend on the task seed, so ids alone do not tell two problem sets apart."""
+    blob = json.dumps([[p.id, p.question, p.answer] for p in problems], ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _fingerprint(llm, problems, n, k, k1_parent, sampling, seed, templates, threshold, label, task=None) -> dict:
     th = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()[:16]
-    return json.loads(json.dumps({"label": label, "seed": seed, "problems": [p.id for p in problems], "N": n, "K": k,
+    task_info = None if task is None else {"class": type(task).__qualname__, "name": task.name,
+                                           "format": task.format_hint, "kind": task.problem_kind}
+    return json.loads(json.dumps({"label": label, "seed": seed, "problems": [p.id for p in problems],
+            "problems_sha256": problems_digest(problems), "task": task_info, "N": n, "K": k,
             "k1_parent": k1_parent if k == 1 else None, "sampling": asdict(sampling.replace(n=1)),
             "templates": th, "backend": getattr(llm, "spec", None), "model": getattr(llm, "model", None),
-            "threshold": threshold}))  # JSON round trip: equal to what a checkpoint stores (tuples -> lists)
+            "model_identity": model_identity(llm), "threshold": threshold},
+            default=str))  # JSON round trip: equal to what a checkpoint stores (tuples -> lists)
 
 
 def checkpoint_path(directory: str | os.PathLike, label: str, step: int) -> Path:
@@ -162,28 +195,69 @@ def save_checkpoint(directory, label: str, step: int, fingerprint: dict, populat
     return path
 
 
+# candidate field -> accepted types (bool is an int: "correct" must be a bool, numbers must not be)
+_CANDIDATE_FIELDS = {"text": (str,), "answer": (str, type(None)), "parse": (str, type(None)),
+                     "score": (int, float), "correct": (bool,), "parents": (list,), "prompt_tokens": (int,),
+                     "completion_tokens": (int,), "finish_reason": (str,)}
+
+
+def _population_problem(pop: Any, n_problems: int, n: int) -> str | None:
+    """What is wrong with a stored population (shape (problems, N) of candidate dicts), or None."""
+    if not isinstance(pop, list) or len(pop) != n_problems:
+        return f"population is not a list of {n_problems} problems"
+    for i, row in enumerate(pop):
+        if not isinstance(row, list) or len(row) != n:
+            return f"population row {i} is not a list of N={n} candidates"
+        for j, c in enumerate(row):
+            if not isinstance(c, dict):
+                return f"candidate [{i}][{j}] is not an object"
+            for key, types in _CANDIDATE_FIELDS.items():
+                v = c.get(key, KeyError)
+                if v is KeyError:
+                    return f"candidate [{i}][{j}] has no {key!r}"
+                bad = not isinstance(v, types) or (isinstance(v, bool) and bool not in types)
+                if not bad and key == "score" and v != v:
+                    bad = True  # NaN
+                if not bad and key == "parents":
+                    bad = not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < n for x in v)
+                if bad:
+                    return f"candidate [{i}][{j}] field {key!r} has the wrong type or value ({type(v).__name__})"
+    return None
+
+
 def load_checkpoints(directory, label: str, fingerprint: dict, max_steps: int) -> list[list[list[dict]]]:
     """Populations of steps 1, 2, ... found in ``directory`` (stops at the first missing step).
 
-    Raises ``ValueError`` if a checkpoint belongs to a different run (other seed, problems, N, K,
-    sampling, templates or model).
+    Raises :class:`CheckpointError` (a ``ValueError``) if a checkpoint belongs to a different run (other
+    seed, problems or their content, task, N, K, sampling, templates or model), or cannot be read or has
+    the wrong shape (truncated, not JSON, wrong fields or types, a directory): a resume never mixes runs
+    and never silently recomputes over a file it cannot read; the message says which file to delete.
     """
     pops = []
+    n_problems, n = len(fingerprint["problems"]), fingerprint["N"]
     for t in range(1, max_steps + 1):
         path = checkpoint_path(directory, label, t)
         if not path.exists():
             break
+        fix = f"delete {path} to recompute step {t} (and the steps after it), or use another checkpoint_dir"
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"checkpoint {path} is not valid JSON ({e.msg}); delete it to recompute that step") from None
-        if data.get("format") != CHECKPOINT_FORMAT or data.get("step") != t:
-            raise ValueError(f"{path} is not an RSA checkpoint of step {t}")
-        if data["fingerprint"] != fingerprint:
-            diff = sorted(k for k in set(fingerprint) | set(data["fingerprint"])
-                          if fingerprint.get(k) != data["fingerprint"].get(k))
-            raise ValueError(f"checkpoint {path} belongs to a different run (differs in {diff}); "
-                             "use another checkpoint_dir or resume=False")
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e)[:120]}); {fix}") from None
+        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT or data.get("step") != t:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise CheckpointError(f"{path} is not an RSA checkpoint of step {t} in format {CHECKPOINT_FORMAT} "
+                                  f"(found {str(found)[:80]!r}); {fix}")
+        stored = data.get("fingerprint")
+        if not isinstance(stored, dict):
+            raise CheckpointError(f"checkpoint {path} has no run fingerprint; {fix}")
+        if stored != fingerprint:
+            diff = sorted(k for k in set(fingerprint) | set(stored) if fingerprint.get(k) != stored.get(k))
+            raise CheckpointError(f"checkpoint {path} belongs to a different run (differs in {diff}); "
+                                  "use another checkpoint_dir or resume=False")
+        problem = _population_problem(data.get("population"), n_problems, n)
+        if problem:
+            raise CheckpointError(f"checkpoint {path} is malformed: {problem}; {fix}")
         pops.append(data["population"])
     return pops
 
@@ -223,7 +297,7 @@ def run_rsa(llm, task: Task, problems: Sequence[Problem] | None = None, *, n: in
         raise ValueError("resume=True needs checkpoint_dir")
     templates = templates or P.load_templates()
     label = label or f"rsa_k{k}"
-    fp = _fingerprint(llm, problems, n, k, k1_parent, sampling, seed, templates, threshold, label)
+    fp = _fingerprint(llm, problems, n, k, k1_parent, sampling, seed, templates, threshold, label, task)
     pops: list[list[list[dict]]] = load_checkpoints(checkpoint_dir, label, fp, t) if resume else []
     calls = 0
     bar = tqdm(total=t, desc=f"{label} (N={n}, K={k})", disable=not progress, initial=len(pops))
