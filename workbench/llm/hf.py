@@ -89,6 +89,9 @@ class TransformersLLM(Backend):
                     if offline else "")
             raise ModelNotFoundError(f"could not load model {model!r}: {str(e).splitlines()[0]}.{hint}") from None
         self.lm.eval()
+        if self._identity is None:  # a hub id: the commit transformers resolved and loaded
+            commit = getattr(self.lm.config, "_commit_hash", None)
+            self._identity = f"hub:{model}@{commit}" if commit else None
         self.dtype = dtype
         tok = self.tokenizer
         if tok.pad_token_id is None:
@@ -97,10 +100,10 @@ class TransformersLLM(Backend):
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = {e for e in eos + [tok.eos_token_id] if e is not None}
 
+    def model_identity(self) -> str | None:
+        return self._given_identity or super().model_identity()
+
     def cache_options(self) -> dict[str, Any]:
-        if self._identity is None:  # a hub id: the commit transformers resolved and loaded
-            commit = getattr(self.lm.config, "_commit_hash", None)
-            self._identity = f"hub:{model}@{commit}" if commit else None
         o = dict(self.options)
         for k in ("max_batch_size", "threads", "device"):
             o.pop(k, None)
@@ -109,9 +112,6 @@ class TransformersLLM(Backend):
     # ----------------------------------------------------------------------------- prompts
     def render(self, prompt) -> list[int]:
         """Token ids of a prompt: chat template for chats (and strings when chat=true)."""
-    def model_identity(self) -> str | None:
-        return self._given_identity or super().model_identity()
-
         tok = self.tokenizer
         chat = text_only_chat(prompt, self.spec, self.model_name)  # raises ImageInputError on an image part
         if (not isinstance(prompt, str) or self.options["chat"]) and tok.chat_template:

@@ -11,14 +11,14 @@ parts included, exactly as they were passed (it accepts images; ``prompt_text`` 
 """
 from __future__ import annotations
 
-import itertools
-from typing import Any, Callable, Mapping, Sequence
-
 import functools
 import hashlib
-from .backend import Backend, Request
+import itertools
 import json
 import types
+from typing import Any, Callable, Mapping, Sequence
+
+from .backend import Backend, Request
 from .base import Completion, Prompt, SamplingParams, apply_stop, as_chat
 
 
@@ -37,9 +37,6 @@ def prompt_text(prompt: Prompt) -> str:
                      for m in as_chat(prompt))
 
 
-class ScriptedLLM(Backend):
-    name = "scripted"
-    OPTIONS = {"latency": (float, 0.0)}
 def _describe(obj: Any, seen: set[int], depth: int) -> Any:
     """A JSON-able description of what ``obj`` computes (the scripted backend's cache identity)."""
     if obj is None or isinstance(obj, (str, int, float, bool)):
@@ -91,17 +88,17 @@ def _all_names(code: types.CodeType) -> set[str]:
     return out
 
 
+class ScriptedLLM(Backend):
+    name = "scripted"
+    OPTIONS = {"latency": (float, 0.0)}
 
     def __init__(self, responses: Sequence[str] | Mapping[Any, str] | Callable[[Prompt, Request], str] = ("",),
                  options: dict | None = None, *, spec: str = "scripted", cache=None, model: str = "scripted"):
+        self.responses = responses  # before Backend.__init__, which computes the identity from the script
         super().__init__(model, options, spec=spec, cache=cache)
         self._cycle = itertools.cycle(list(responses)) if isinstance(responses, (list, tuple)) else None
-        self.responses = responses  # before Backend.__init__, which computes the identity from the script
         self.calls: list[list[Prompt]] = []
 
-    def _respond(self, r: Request) -> str:
-        if callable(self.responses):
-            return self.responses(r.prompt, r)
     def model_identity(self) -> str:
         """The script's content, so a different script never reads another's cached answers: the
         strings of a list or dict; of a callable, its code (bytecode, constants, defaults) and the
@@ -110,6 +107,9 @@ def _all_names(code: types.CodeType) -> set[str]:
         blob = json.dumps(_describe(self.responses, set(), 0), separators=(",", ":"), default=repr)
         return "scripted-sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
+    def _respond(self, r: Request) -> str:
+        if callable(self.responses):
+            return self.responses(r.prompt, r)
         if self._cycle is not None:
             return next(self._cycle)
         text = prompt_text(r.prompt)
