@@ -15,9 +15,10 @@ from workbench.llm.scripted import ScriptedLLM
 from workbench.rsa import Config
 from workbench.rsa.core import make_task, run_rsa
 from workbench.tasks.base import Problem
-from workbench.tasks.code_tasks import (CodeTask, SandboxLimits, _resolve_user, decode_private_tests, extract_code,
-                                        lcb_files, lcb_problem, load_code_jsonl, normalise_code, outputs_match,
-                                        run_program, run_programs)
+from workbench.tasks.code_tasks import (CodeTask, SandboxLimits, decode_private_tests, extract_code, lcb_files,
+                                        lcb_problem, load_code_jsonl, normalise_code, outputs_match, run_program,
+                                        run_programs)
+from workbench.tasks.sandbox import _resolve_user
 
 FAST = SandboxLimits(timeout_s=2.0, cpu_s=1, memory_mb=256, output_bytes=20_000, nproc=16, max_workers=2)
 
@@ -141,8 +142,8 @@ def test_output_is_read_from_our_descriptor_not_the_path(tmp_path):
     secret.write_text("do not read me")
     os.chmod(tmp_path, 0o755)
     os.chmod(secret, 0o644)
-    code = ("import os, sys\nprint('hello', flush=True)\ntry:\n    os.remove('../stdout.txt')\n"
-            f"    os.symlink({str(secret)!r}, '../stdout.txt')\n    open('../main.py', 'w').write('x')\n"
+    code = ("import os, sys\nprint('hello', flush=True)\ntry:\n"
+            f"    os.symlink({str(secret)!r}, '../stdout.txt')\n    os.remove('../main.py')\n"
             "except OSError as e:\n    print('refused', type(e).__name__, file=sys.stderr)\n")
     r = run_program(code, "", FAST)
     assert r.status == "ok" and r.stdout == "hello\n"       # even if the swap succeeded, we read our descriptor
