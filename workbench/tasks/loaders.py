@@ -2,13 +2,15 @@
 or any local JSONL file.
 
 Every loader returns a :class:`~workbench.tasks.base.MathTask`. Items that cannot become a problem
-(missing question or answer, bad JSON, a GSM8K solution without its ``####`` line) are collected in
+(missing question or answer, bad JSON, a GSM8K solution without its ``####`` line; in a JSONL file also
+invalid UTF-8, NaN/Infinity, an integer over Python's digit limit or nesting too deep for the parser) are collected in
 ``task.malformed`` with their position and reason and announced with a warning, never silently
 dropped; ``strict=True`` raises instead.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import warnings
@@ -60,6 +62,9 @@ def problems_from_records(records: Iterable[Any], source: str, question_key: str
         if a is None or (isinstance(a, str) and not a.strip()):
             bad.append(MalformedItem(source, i, "missing or empty answer", repr(r)[:200]))
             continue
+        if isinstance(a, float) and not math.isfinite(a):  # NaN/Infinity from a dataset row
+            bad.append(MalformedItem(source, i, f"answer {a!r} is not a usable answer", repr(r)[:200]))
+            continue
         pid = str(r[id_key]) if id_key and r.get(id_key) is not None else f"{Path(source).stem}/{i}"
         problems.append(Problem(pid, q, str(a).strip(), source=source))
     if bad:
@@ -79,19 +84,40 @@ def iter_jsonl(path: str | os.PathLike, limit: int | None = None):
         raise FileNotFoundError(f"no such JSONL file: {path}")
 
     def lines():
-        with path.open() as f:
-            for lineno, line in enumerate(f):
+        with path.open("rb") as f:  # bytes: a line of invalid UTF-8 is reported, not fatal for the file
+            for lineno, raw in enumerate(f):
                 if limit is not None and lineno >= limit:
                     break
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    line = raw.decode("utf-8", errors="replace")
+                    yield lineno, line, MalformedItem(str(path), lineno, f"invalid UTF-8 at byte {e.start}", line[:200])
+                    continue
                 if not line.strip():
                     yield lineno, line, MalformedItem(str(path), lineno, "empty line")
                     continue
                 try:
-                    yield lineno, line, json.loads(line)
+                    yield lineno, line, json.loads(line, parse_constant=_no_constant, parse_float=_finite_float)
                 except json.JSONDecodeError as e:
                     yield lineno, line, MalformedItem(str(path), lineno, f"invalid JSON: {e.msg}", line[:200])
+                except ValueError as e:  # NaN/Infinity, an overflowing float, an integer over Python's digit limit
+                    yield lineno, line, MalformedItem(str(path), lineno, f"invalid JSON: {str(e)[:120]}", line[:200])
+                except RecursionError:
+                    yield lineno, line, MalformedItem(str(path), lineno, "invalid JSON: nested too deeply", line[:200])
 
     return lines()
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number (non-finite values are not answers)")
+
+
+def _finite_float(s: str) -> float:
+    v = float(s)
+    if not math.isfinite(v):
+        raise ValueError(f"number {s[:40]} overflows a float")
+    return v
 
 
 def load_jsonl(path: str | os.PathLike, *, question_key: str = "question", answer_key: str = "answer",
