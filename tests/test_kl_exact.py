@@ -189,3 +189,62 @@ def test_clamps_inactive_near_reference_and_biasing_far_from_it():
     rows = analyse(pol, pi_far, ref_peaked, [parse_config(n) for n in names])["rows"]
     assert rows[0]["rel_error"] > 1e-2  # k3 values clamped at 10 on likely tokens
     assert rows[1]["rel_error"] > 1e-8  # k1 clamped only on unlikely tokens: small but far above rounding
+
+
+def _far_pair(pol, seed=0):
+    # peaked reference and a far policy: log ratios beyond the clamp bands on likely tokens
+    ref = pol.init_params(seed, scale=10.0)
+    return perturb(ref, 12.0, seed + 5), ref
+
+
+def test_closed_coefficients_match_autograd_coefficients():
+    import itertools
+
+    from workbench.kl.estimators import CLAMPS, ESTIMATORS, IS_WEIGHTS, PLACEMENTS, coefficients
+    from workbench.kl.exact import _closed_coefficients
+
+    g = torch.Generator().manual_seed(0)
+    lp, lr = (15 * torch.randn(64, 5, generator=g, dtype=torch.float64) for _ in range(2))  # clamps active
+    lm = lp + torch.randn(64, 5, generator=g, dtype=torch.float64)  # moderate importance weights
+    cfgs = [KLConfig(*c) for c in itertools.product(ESTIMATORS, PLACEMENTS, IS_WEIGHTS, CLAMPS)]
+    out = torch.empty(len(cfgs), 64, 5, dtype=torch.float64)
+    _closed_coefficients(cfgs, lp, lr, lm, out)
+    for cfg, c in zip(cfgs, out):
+        want = coefficients(cfg, lp, lr, lm)
+        assert float((c - want).abs().max()) <= 1e-12 * float(want.abs().max()), cfg.name
+    assert (out == 0).any() and (out.abs() > 1e6).any()  # zero derivatives of clamps, large unclamped values
+    with pytest.raises(ValueError, match="logp_mu"):
+        _closed_coefficients([KLConfig("k1", "loss", "token")], lp, lr, None, out[:1])
+
+
+@pytest.mark.parametrize("V,L", [(2, 1), (3, 3), (2, 5), (4, 2)])
+@pytest.mark.parametrize("far", [False, True], ids=["near", "far"])
+def test_tabular_fast_path_matches_autograd(V, L, far):
+    from workbench.kl.estimators import off_policy_configs
+
+    pol = TabularPolicy(V, L)
+    pi, ref = _far_pair(pol) if far else _setup(pol)
+    mu = interpolate(ref, pi, 0.5)
+    a, b = exact_divergences(pol, pi, ref), exact_divergences(pol, pi, ref, method="autograd")
+    for k in a:
+        scale = max(1.0, abs(a[k]) if isinstance(a[k], float) else float(b[k].abs().max()))
+        diff = abs(a[k] - b[k]) if isinstance(a[k], float) else float((a[k] - b[k]).abs().max())
+        assert diff < 1e-10 * scale, k
+    clamped = [KLConfig("k3", "loss+reward", "none", "verl"), KLConfig("k1", "reward_rtg", "none", "openrlhf")]
+    for cfgs, m in ((on_policy_configs() + clamped, None), (off_policy_configs(), mu)):
+        ref_mom = config_moments(pol, pi, ref, cfgs, m, method="autograd")
+        for kw in ({}, {"chunk": V}, {"method": "blocks"}):  # one-token-block chunks exercise the alignment
+            for x, y in zip(config_moments(pol, pi, ref, cfgs, m, **kw), ref_mom):
+                scale = max(1.0, float(y["mean"].abs().max()), float(y["var"].abs().max()))
+                assert float((x["mean"] - y["mean"]).abs().max()) < 1e-10 * scale
+                assert float((x["var"] - y["var"]).abs().max()) < 1e-10 * scale
+                assert abs(x["trace"] - y["trace"]) < 1e-10 * max(1.0, y["trace"])
+
+
+def test_exact_method_argument_checked():
+    pol = TabularPolicy(2, 2)
+    pi, ref = _setup(pol)
+    with pytest.raises(ValueError, match="method"):
+        config_moments(pol, pi, ref, on_policy_configs(), method="fast")
+    with pytest.raises(ValueError, match="method"):
+        exact_divergences(pol, pi, ref, method="blocks")

@@ -4,7 +4,7 @@ For a policy over V^L enumerable sequences (``workbench.kl.policies``) this modu
 no sampling:
 
 * reverse and forward sequence KL, ``KL(pi||ref)`` and ``KL(ref||pi)``, and their gradients (autograd of
-  the exact sums);
+  the exact sums, or the tabular closed forms below);
 * the per-token partial gradients with the prefix distribution held fixed,
   ``sum_t E_{y_<t~pi}[grad KL(pi(.|y_<t) || ref(.|y_<t))]`` (what k2-in-loss estimates) and the same
   with the forward KL (what k3-in-loss estimates);
@@ -16,6 +16,24 @@ no sampling:
   ``torch.func`` gradients for the neural policy.
 
 Everything is vectorised over all V^L sequences, in chunks of ``chunk`` sequences.
+
+Tabular fast path (``method="auto"``, the default for :class:`TabularPolicy`): hand-written closed forms
+instead of autograd, because the tabular policy's structure makes them exact and cheap (checked against
+the autograd path in the tests to ~1e-12):
+
+* divergences and reference gradients by dynamic programming over the prefix tree, O(#parameters), no
+  enumeration: prefix masses ``P(r)`` top-down, and for the reverse KL the value-to-go
+  ``U_t(r) = KL_t(r) + sum_v pi(v|r) U_{t+1}(rv)``, whose gradient in row r is
+  ``P(r) pi(.|r) * (a - <pi(.|r), a>)`` with ``a_v = log pi(v|r) - log ref(v|r) + U_{t+1}(rv)``;
+* configuration moments over all V^L sequences at once: token log-probabilities by gather from the
+  log-softmaxed tables (the lexicographic sequence id divided by ``V^(L-1-t)`` is the row of
+  ``(y_<t, y_t)``), per-token coefficients of every configuration in closed form
+  (:func:`_closed_coefficients`, equal to :func:`coefficients`), then per level one segment sum
+  ``S[r, v] = sum q c_t`` over the contiguous block of sequences with prefix ``(r, v)`` (repeated
+  V-fold sums: O(1) work per token and configuration instead of O(V)); the mean in row r is
+  ``S[r] - pi(.|r) sum_v S[r, v]`` and the second moment
+  ``S2[r] (1 - 2 pi(.|r)) + pi(.|r)^2 sum_v S2[r, v]`` (``S2`` from ``q c_t^2``), since a sample's
+  gradient in that row is ``c_t (e_{y_t} - pi(.|r))``.
 """
 from __future__ import annotations
 
@@ -41,12 +59,56 @@ def _chunks(N: int, chunk: int):
         yield slice(s, min(N, s + chunk))
 
 
-def exact_divergences(policy, pi_params, ref_params, prompts=None, chunk: int = 1 << 17) -> dict:
+def _prefix_masses(logp_tables: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``P_t`` (V^t,): probability of each prefix of length t under the tabular policy with these log-tables."""
+    P = [torch.ones(1, dtype=logp_tables[0].dtype)]
+    for t in range(len(logp_tables) - 1):
+        P.append((P[-1][:, None] * logp_tables[t].exp()).reshape(-1))
+    return P
+
+
+def _tabular_divergences(pi_params, ref_params) -> dict:
+    """Closed forms of :func:`exact_divergences` for the tabular policy (prefix-tree DP, no enumeration)."""
+    lsp = [torch.log_softmax(p.detach(), -1) for p in pi_params]
+    lsr = [torch.log_softmax(r.detach(), -1) for r in ref_params]
+    Pp, Pr = _prefix_masses(lsp), _prefix_masses(lsr)
+    L = len(lsp)
+    rev = fwd = 0.0
+    g_rev, g_fwd, g_trev, g_tfwd = [None] * L, [None] * L, [None] * L, [None] * L
+    U_next = None  # (V^(t+1),) reverse-KL value-to-go after each (prefix, token) of level t
+    for t in range(L - 1, -1, -1):
+        pt, rt = lsp[t].exp(), lsr[t].exp()  # (V^t, V)
+        d = lsp[t] - lsr[t]
+        kl_rev_row = (pt * d).sum(-1)  # (V^t,)
+        kl_fwd_row = -(rt * d).sum(-1)
+        rev += float(Pp[t] @ kl_rev_row)
+        fwd += float(Pr[t] @ kl_fwd_row)
+        g_trev[t] = Pp[t][:, None] * pt * (d - kl_rev_row[:, None])
+        g_tfwd[t] = Pp[t][:, None] * (pt - rt)
+        g_fwd[t] = Pr[t][:, None] * (pt - rt)
+        a = d if U_next is None else d + U_next.view_as(d)
+        g_rev[t] = Pp[t][:, None] * pt * (a - (pt * a).sum(-1, keepdim=True))
+        U_next = (pt * a).sum(-1)  # U_t(r)
+    cat = lambda gs: torch.cat([g.reshape(-1) for g in gs])  # noqa: E731
+    return {"rev_kl": rev, "fwd_kl": fwd, "grad_rev": cat(g_rev), "grad_fwd": cat(g_fwd),
+            "grad_tok_rev": cat(g_trev), "grad_tok_fwd": cat(g_tfwd)}
+
+
+def exact_divergences(policy, pi_params, ref_params, prompts=None, chunk: int = 1 << 17,
+                      method: str = "auto") -> dict:
     """Exact KLs and reference gradients (flattened over all parameters).
 
     Returns ``rev_kl``, ``fwd_kl`` (floats), ``grad_rev``, ``grad_fwd``, ``grad_tok_rev``, ``grad_tok_fwd``
-    (tensors (P,)). ``prompts``: optional single prompt id (int) for prompted policies.
+    (tensors (P,)). ``prompts``: optional single prompt id (int) for prompted policies. ``method``:
+    ``"auto"`` uses the prefix-tree closed forms for the tabular policy (module docstring) and autograd
+    over all enumerated sequences otherwise; ``"autograd"`` forces the latter (the cross-check).
     """
+    if method not in ("auto", "autograd"):
+        raise ValueError(f"method must be 'auto' or 'autograd', got {method!r}")
+    if isinstance(policy, TabularPolicy) and method == "auto":
+        if prompts is not None:
+            raise ValueError("TabularPolicy has no prompt input; use MLPPolicy for prompted tasks")
+        return _tabular_divergences(pi_params, ref_params)
     Y_all = all_sequences(policy.V, policy.L)
     N = Y_all.shape[0]
     th = _leaves(pi_params)
@@ -136,19 +198,151 @@ def _tabular_accumulate(policy: TabularPolicy, start: int, W: torch.Tensor, d: t
             out[t][:, start // block] += W[:, :, t] @ d[:, t]
 
 
+def _closed_coefficients(cfgs: list[KLConfig], lp: torch.Tensor, lr: torch.Tensor, lm, out: torch.Tensor) -> None:
+    """``out[i] = coefficients(cfgs[i], lp, lr, lm)`` (C, B, L), by hand.
+
+    Written out because :func:`coefficients` differentiates the surrogate with autograd once per
+    configuration, which dominated the enumeration; here estimator values, their derivatives in
+    ``log pi`` and the importance weights are computed once per batch and shared. Derivation, with
+    detached weights ``tok_w``, ``seq_w`` (as in :func:`surrogate`): loss placement contributes
+    ``seq_w tok_w_t dk_t/dlog pi_t``, reward ``seq_w tok_w_t sum_s k_s``, reward-to-go
+    ``seq_w tok_w_t sum_{s>=t} k_s``. Clamped values have zero derivative where the clamp is active
+    (torch's clamp passes the gradient on the closed band). Checked against :func:`coefficients` in the
+    tests for every estimator, placement, weight and clamp.
+    """
+    log_r = lr - lp
+    vals, ders = {}, {}
+
+    def est(kind, clamp):
+        key = (kind, clamp)
+        if key not in vals:
+            if kind == "k1":
+                k, dk = -log_r, torch.ones_like(log_r)
+            elif kind == "k2":
+                k, dk = 0.5 * log_r.square(), -log_r
+            else:
+                if clamp == "verl":
+                    lrc = log_r.clamp(-20.0, 20.0)
+                    k, dk = lrc.exp() - 1.0 - lrc, (1.0 - lrc.exp()) * ((log_r >= -20.0) & (log_r <= 20.0))
+                else:
+                    er = log_r.exp()
+                    k, dk = er - 1.0 - log_r, 1.0 - er
+            if clamp == "openrlhf" or (clamp == "verl" and kind == "k3"):
+                dk = dk * ((k >= -10.0) & (k <= 10.0))
+                k = k.clamp(-10.0, 10.0)
+            vals[key], ders[key] = k, dk
+        return vals[key], ders[key]
+
+    log_rho = None if lm is None else lp - lm
+    for i, cfg in enumerate(cfgs):
+        if cfg.is_weight != "none" and lm is None:
+            raise ValueError(f"{cfg.name} needs behaviour log-probs logp_mu")
+        k, dk = est(cfg.estimator, cfg.clamp)
+        c = out[i]
+        if cfg.placement == "loss":
+            c.copy_(dk)
+        elif cfg.placement == "reward_seq":
+            c.copy_(k.sum(-1, keepdim=True).expand_as(k))
+        elif cfg.placement == "reward_rtg":
+            c.copy_(k.flip(-1).cumsum(-1).flip(-1))
+        else:  # loss+reward
+            torch.add(dk, k.sum(-1, keepdim=True), out=c)
+        if cfg.is_weight == "token":
+            c.mul_(log_rho.exp())
+        elif cfg.is_weight == "sequence":
+            c.mul_(log_rho.sum(-1, keepdim=True).exp())
+
+
+def _expand_levels(flat_tables: list[torch.Tensor], start: int, B: int, block: list[int]) -> torch.Tensor:
+    """(B, L) token log-probs of the lexicographic sequences ``start .. start+B-1``.
+
+    Sequence ``i``'s token t is entry ``i // block[t]`` of level t's flattened table; consecutive
+    sequences share it in runs of ``block[t]``, so each column is a slice repeated by expand (the
+    gather ``table[i // block[t]]`` without the index arithmetic)."""
+    out = torch.empty(B, len(flat_tables), dtype=flat_tables[0].dtype)
+    for t, (tab, blk) in enumerate(zip(flat_tables, block)):
+        if blk <= B:
+            r0, R = start // blk, B // blk
+            out[:, t].view(R, blk).copy_(tab[r0: r0 + R, None].expand(R, blk))
+        else:
+            out[:, t] = tab[start // blk]
+    return out
+
+
+def _tabular_moments(policy: TabularPolicy, pi_params, ref_params, cfgs: list[KLConfig], mu_params,
+                     chunk: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(mean, second moment)`` (P,) of each configuration by gather + per-level segment sums (module docstring)."""
+    V, L = policy.V, policy.L
+    N, C = V ** L, len(cfgs)
+    tabs = {k: [torch.log_softmax(p.detach(), -1) for p in ps]
+            for k, ps in (("pi", pi_params), ("ref", ref_params), ("mu", mu_params)) if ps is not None}
+    flat = {k: [x.reshape(-1) for x in v] for k, v in tabs.items()}  # level t: index (y_<t, y_t) lexicographic
+    B = min(N, V ** max(0, int(math.floor(math.log(max(chunk, 1), V) + 1e-9))))  # power of V: blocks align
+    block = [V ** (L - 1 - t) for t in range(L)]  # sequences sharing (y_<t, y_t)
+    dt = tabs["pi"][0].dtype
+    S1 = [torch.zeros(C, V ** (t + 1), dtype=dt) for t in range(L)]
+    S2 = [torch.zeros_like(x) for x in S1]
+    for start in range(0, N, B):
+        lp, lr, lm = (_expand_levels(flat[k], start, B, block) if k in flat else None for k in ("pi", "ref", "mu"))
+        q = (lm if lm is not None else lp).sum(-1).exp()  # (B,) sampling probability
+        X = torch.empty(2, C, B, L, dtype=dt)
+        _closed_coefficients(cfgs, lp, lr, lm, X[0])  # (C, B, L) per-token coefficients
+        torch.mul(X[0], X[0], out=X[1])
+        X.mul_(q[:, None])  # (2, C, B, L): q c and q c^2
+        # segment sums of all levels by repeated V-fold reduction of contiguous memory: after k folds
+        # row j of X sums the block of V^k sequences j V^k ..; level t (block V^(L-1-t)) reads column t
+        k = 0
+        for t in range(L - 1, -1, -1):
+            while V ** k < min(block[t], B):
+                X = X.view(2, C, -1, V, X.shape[-1]).sum(3)
+                k += 1
+            X = X[..., : t + 1]  # columns above t are done
+            if block[t] <= B:  # the chunk holds whole blocks
+                R, r0 = B // block[t], start // block[t]
+                S1[t][:, r0: r0 + R] += X[0, :, :, t]
+                S2[t][:, r0: r0 + R] += X[1, :, :, t]
+            else:  # the chunk lies inside one block (X now has one row)
+                S1[t][:, start // block[t]] += X[0, :, 0, t]
+                S2[t][:, start // block[t]] += X[1, :, 0, t]
+    out = []
+    for i in range(C):
+        m, s2 = [], []
+        for t in range(L):
+            pt = tabs["pi"][t].exp()  # (V^t, V)
+            a1, a2 = S1[t][i].view(-1, V), S2[t][i].view(-1, V)
+            m.append((a1 - pt * a1.sum(-1, keepdim=True)).reshape(-1))
+            s2.append((a2 * (1 - 2 * pt) + pt.square() * a2.sum(-1, keepdim=True)).reshape(-1))
+        out.append((torch.cat(m), torch.cat(s2)))
+    return out
+
+
 def config_moments(policy, pi_params, ref_params, cfgs: list[KLConfig], mu_params=None, prompts=None,
-                   chunk: int = 1 << 16, method: str = "auto") -> list[dict]:
+                   chunk: int | None = None, method: str = "auto") -> list[dict]:
     """Exact ``mean`` (P,), per-coordinate ``var`` (P,) and ``trace`` of each configuration's gradient estimate.
 
-    Samples come from ``mu_params`` when given (off-policy), else from ``pi_params``. ``method``:
-    ``"auto"`` uses the closed form for the tabular policy (a sample's gradient is
-    ``sum_t c_t (e_{y_t} - pi(.|y_<t))`` in row ``prefix(y_<t)`` of level t, accumulated with ``index_add``,
-    no autograd over the parameter tables) and autograd + per-sample gradients otherwise;
-    ``"autograd"`` forces the generic path (used to cross-check the closed form).
+    Samples come from ``mu_params`` when given (off-policy), else from ``pi_params``. ``chunk``: sequences
+    per vectorised step (default 4096 for the tabular fast path, whose working set then stays in cache,
+    else 65536). ``method``:
+
+    * ``"auto"``: for the tabular policy, gather + segment sums over all sequences, every configuration
+      from the same pass (module docstring; no autograd over the tables); autograd otherwise;
+    * ``"blocks"``: the earlier tabular closed form (per-token score blocks ``c_t (e_{y_t} - pi(.|y_<t))``
+      summed per prefix block, O(V) work per token), kept for the throughput comparison;
+    * ``"autograd"``: the generic path, autograd per configuration + per-sample second moments (the
+      cross-check of both closed forms).
     """
-    if method not in ("auto", "autograd"):
-        raise ValueError(f"method must be 'auto' or 'autograd', got {method!r}")
-    closed = isinstance(policy, TabularPolicy) and method == "auto"
+    if method not in ("auto", "blocks", "autograd"):
+        raise ValueError(f"method must be 'auto', 'blocks' or 'autograd', got {method!r}")
+    if method != "autograd" and isinstance(policy, TabularPolicy) and prompts is not None:
+        raise ValueError("TabularPolicy has no prompt input; use MLPPolicy for prompted tasks")
+    if method == "auto" and isinstance(policy, TabularPolicy):
+        out = []
+        for m, s2 in _tabular_moments(policy, pi_params, ref_params, cfgs, mu_params, chunk or 1 << 12):
+            var = (s2 - m.square()).clamp_min(0.0)
+            out.append({"mean": m, "var": var, "trace": float(var.sum())})
+        return out
+    closed = isinstance(policy, TabularPolicy) and method == "blocks"
+    chunk = chunk or 1 << 16
     Y_all = all_sequences(policy.V, policy.L)  # lexicographic: the closed form relies on it
     N = Y_all.shape[0]
     if closed:  # largest power of V not above the requested chunk, so chunks align with prefix blocks
