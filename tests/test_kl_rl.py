@@ -57,7 +57,9 @@ def test_rl_runs_learn_and_kl_regularises(small_setup, lag):
     assert reg["curves"]["train_kl"][-1] < free["curves"]["train_kl"][-1]  # an unbiased KL term pulls toward ref
     assert len(reg["grad_norm"]) == 60 and all(math.isfinite(g) for g in reg["grad_norm"])
     assert all(g == 0.0 for g in free["kl_grad_norm"]) and reg["kl_grad_norm"][0] == 0.0  # pi = ref at step 1
-    assert min(reg["kl_grad_norm"][1:]) > 0
+    # the reward KL is computed from the behaviour policy (default), which is ref for the first lag+1 steps
+    assert all(g == 0.0 for g in reg["kl_grad_norm"][: lag + 1])
+    assert min(reg["kl_grad_norm"][lag + 1:]) > 0
 
 
 def test_k1_in_loss_gives_no_regularisation_signal_on_policy(small_setup):
@@ -80,6 +82,51 @@ def test_bad_arguments(small_setup):
     with pytest.raises(ValueError):
         run_rl(pol, ref, "none", n_prompts=4, train_prompts=[0], heldout_prompts=[1], steps=1, group=1,
                lr=0.1, beta=0.1)
+
+
+def test_reward_estimator_logprobs_by_exact_enumeration():
+    # off-policy expected gradient of "k1 in reward [sequence IS]" over all sequences drawn from mu:
+    # with the learner's log-probs in the reward it is grad KL(pi||ref) exactly; with the behaviour's
+    # (verl's old_log_probs) it is biased; the default is the learner's (surrogate's own logp)
+    from workbench.kl.estimators import parse_config, surrogate
+    from workbench.kl.exact import exact_divergences
+    from workbench.kl.policies import TabularPolicy, interpolate, perturb
+
+    pol = TabularPolicy(3, 3)
+    ref = pol.init_params(0)
+    pi = perturb(ref, 0.6, 1)
+    mu = interpolate(ref, pi, 0.5)
+    Y = all_sequences(3, 3)
+    th = [p.clone().requires_grad_(True) for p in pi]
+    lp = token_logprobs(pol, th, Y)[0]
+    lr = token_logprobs(pol, ref, Y)[0]
+    lm = token_logprobs(pol, mu, Y)[0]
+    q = lm.sum(-1).exp()
+    cfg = parse_config("k1 in reward [sequence IS]")
+
+    def grad(**kw):
+        g = torch.autograd.grad(surrogate(cfg, lp, lr, lm, weights=q, **kw), th, retain_graph=True)
+        return torch.cat([x.reshape(-1) for x in g])
+
+    truth = exact_divergences(pol, pi, ref)["grad_rev"]
+    rel = lambda g: float((g - truth).norm() / truth.norm())  # noqa: E731
+    assert rel(grad(logp_reward=lp.detach())) < 1e-10
+    assert torch.equal(grad(), grad(logp_reward=lp.detach()))
+    assert rel(grad(logp_reward=lm)) > 1e-2
+
+
+def test_run_rl_reward_logprobs_choice(small_setup):
+    pol, ref, _ = small_setup
+    kw = dict(n_prompts=4, train_prompts=[0, 1, 2], heldout_prompts=[3], steps=12, group=4, lr=0.05, beta=1.0,
+              eval_every=12, seed=0)
+    runs = {(lag, c): run_rl(pol, ref, "k1 in reward", lag=lag, kl_reward_logprobs=c, **kw)
+            for lag in (0, 3) for c in ("behaviour", "learner")}
+    default = run_rl(pol, ref, "k1 in reward", lag=3, **kw)
+    assert default["kl_grad_norm"] == runs[3, "behaviour"]["kl_grad_norm"]  # default: behaviour (verl async)
+    assert runs[0, "behaviour"]["kl_grad_norm"] == runs[0, "learner"]["kl_grad_norm"]  # same thing on-policy
+    assert runs[3, "behaviour"]["kl_grad_norm"] != runs[3, "learner"]["kl_grad_norm"]  # they differ off-policy
+    with pytest.raises(ValueError, match="kl_reward_logprobs"):
+        run_rl(pol, ref, "k1 in reward", lag=3, kl_reward_logprobs="old", **kw)
 
 
 def _tiny_llama():

@@ -55,7 +55,9 @@ class Config:
     clip_eps: float = 0.2
     """PPO clip range of the task term's token ratio (inactive on-policy)"""
     kl_baseline: bool = True
-    """subtract the leave-one-out group mean from reward-placed estimators (= KL folded into the RLOO reward)"""
+    """subtract the leave-one-out group mean from reward-placed estimators (= KL folded into the RLOO reward before the baseline, as verl does; OpenRLHF baselines the task reward only: False)"""
+    kl_reward_logprobs: str = "behaviour"
+    """off-policy RL: log-probs of the reward-placed estimator: "behaviour" (the lagged sampler's, = verl's old_log_probs in its asynchronous trainer) or "learner" (current policy, detached)"""
     eval_every: int = 10
     """exact evaluation period (updates)"""
     diverge_kl: float = 5.0

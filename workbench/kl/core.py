@@ -86,7 +86,7 @@ def rl_experiments(cfg: Config, progress: bool = True) -> dict:
         full = name if (name == "none" or cfg.clamp == "none") else f"{name} ({cfg.clamp} clamp)"
         r = run_rl(pol, ref, full, n_prompts=cfg.n_prompts, train_prompts=train, heldout_prompts=held,
                    steps=cfg.rl_steps, group=cfg.group, lr=cfg.lr, beta=cfg.beta, lag=lag, clip_eps=cfg.clip_eps,
-                   kl_baseline=cfg.kl_baseline, eval_every=cfg.eval_every, diverge_kl=cfg.diverge_kl,
+                   kl_baseline=cfg.kl_baseline, kl_reward_logprobs=cfg.kl_reward_logprobs, eval_every=cfg.eval_every, diverge_kl=cfg.diverge_kl,
                    collapse_entropy=cfg.collapse_entropy, seed=cfg.seed, evaluator=ev)
         r["mode"] = "on-policy" if lag == 0 else f"off-policy (lag {lag})"
         runs.append(r)

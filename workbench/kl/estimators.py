@@ -147,14 +147,18 @@ def _reverse_cumsum(x: torch.Tensor) -> torch.Tensor:
 
 
 def surrogate(cfg: KLConfig, logp: torch.Tensor, logp_ref: torch.Tensor, logp_mu: torch.Tensor | None = None,
-              weights: torch.Tensor | None = None, baseline: torch.Tensor | None = None) -> torch.Tensor:
+              weights: torch.Tensor | None = None, baseline: torch.Tensor | None = None,
+              logp_reward: torch.Tensor | None = None) -> torch.Tensor:
     """Scalar whose gradient is ``sum_b weights[b] * g_cfg(y_b)``.
 
     ``logp`` (B, L): log pi(y_t|y_<t) of the sampled tokens, differentiable; ``logp_ref`` (B, L) fixed;
     ``logp_mu`` (B, L): behaviour log-probs (``None`` = on-policy, mu = pi); ``weights`` (B,) per-sample
     weights (default ones); ``baseline``: optional detached value subtracted from the reward-placed
     estimator — (B,) for ``reward_seq`` or (B, L) for ``reward_rtg`` (must not depend on the sample
-    itself, e.g. a leave-one-out group mean).
+    itself, e.g. a leave-one-out group mean); ``logp_reward`` (B, L): log-probs from which the
+    reward-placed (detached) estimator is computed, e.g. the behaviour policy's (verl's ``old_log_probs``
+    in asynchronous training); default ``logp`` (the learner's). The loss-placed estimator always uses
+    ``logp``.
     """
     if logp.shape != logp_ref.shape or logp.dim() != 2:
         raise ValueError(f"logp {tuple(logp.shape)} and logp_ref {tuple(logp_ref.shape)} must both be (B, L)")
@@ -173,13 +177,14 @@ def surrogate(cfg: KLConfig, logp: torch.Tensor, logp_ref: torch.Tensor, logp_mu
     total = logp.new_zeros(())
     if cfg.placement in ("loss", "loss+reward"):
         total = total + (w * seq_w * (tok_w * k).sum(-1)).sum()
+    k_rew = k.detach() if logp_reward is None else kl_estimate(logp_reward.detach(), logp_ref, cfg.estimator, cfg.clamp)
     if cfg.placement in ("reward_seq", "loss+reward"):
-        ret = k.detach().sum(-1)  # (B,)
+        ret = k_rew.sum(-1)  # (B,)
         if baseline is not None:
             ret = ret - baseline.detach()
         total = total + (w * seq_w * ret * (tok_w * logp).sum(-1)).sum()
     if cfg.placement == "reward_rtg":
-        rtg = _reverse_cumsum(k.detach())  # (B, L)
+        rtg = _reverse_cumsum(k_rew)  # (B, L)
         if baseline is not None:
             rtg = rtg - baseline.detach()
         total = total + (w * seq_w * (tok_w * rtg * logp).sum(-1)).sum()

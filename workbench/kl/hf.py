@@ -53,6 +53,8 @@ class HFRLConfig:
     """PPO clip of the task term's token ratio"""
     kl_baseline: bool = True
     """leave-one-out baseline on reward-placed estimators"""
+    kl_reward_logprobs: str = "behaviour"
+    """off-policy: reward-placed estimator from the behaviour policy's log-probs (verl's old_log_probs in async training) or the learner's ("learner")"""
     exact_kl: bool = True
     """track the exact reverse KL to the reference by enumerating the V^L completions"""
     seed: int = 1
@@ -104,6 +106,8 @@ def run_hf_rl(model, cfg: HFRLConfig, ref_model=None, progress: bool = True) -> 
     """Train ``model`` in place; returns per-step ``reward``, ``grad_norm``, ``kl_grad_norm`` and ``exact_kl``."""
     if cfg.group < 2:
         raise ValueError("group must be >= 2")
+    if cfg.kl_reward_logprobs not in ("behaviour", "learner"):
+        raise ValueError(f"kl_reward_logprobs={cfg.kl_reward_logprobs!r}; choose 'behaviour' or 'learner'")
     if len({len(p) for p in cfg.prompt_token_ids}) != 1:
         raise ValueError("all prompts must have the same number of tokens")
     device = next(model.parameters()).device
@@ -144,13 +148,15 @@ def run_hf_rl(model, cfg: HFRLConfig, ref_model=None, progress: bool = True) -> 
         kl_term = lp.new_zeros(())
         if kl_cfg is not None and cfg.beta > 0:
             base = None
+            l_rew = lm if (cfg.kl_reward_logprobs == "behaviour" and lm is not None) else lp.detach()
             if cfg.kl_baseline and kl_cfg.placement in ("reward_seq", "loss+reward", "reward_rtg"):
                 from .estimators import _reverse_cumsum, kl_estimate
-                k = kl_estimate(lp.detach(), lr_, kl_cfg.estimator, kl_cfg.clamp)
+                k = kl_estimate(l_rew, lr_, kl_cfg.estimator, kl_cfg.clamp)
                 base = (_loo_mean(_reverse_cumsum(k).view(P, cfg.group, -1)).reshape(B, -1)
                         if kl_cfg.placement == "reward_rtg" else _loo_mean(k.sum(-1).view(P, cfg.group)).view(B))
             kl_term = cfg.beta * surrogate(kl_cfg, lp, lr_, lm, weights=torch.full((B,), 1.0 / B, dtype=lp.dtype,
-                                                                                   device=lp.device), baseline=base)
+                                                                                   device=lp.device), baseline=base,
+                                        logp_reward=l_rew)
         params = [p for p in model.parameters() if p.requires_grad]
         opt.zero_grad()
         if kl_term.requires_grad:

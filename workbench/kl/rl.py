@@ -16,8 +16,18 @@ for every train prompt; advantage ``A = r - mean of the other samples of the pro
 ``-sum_t min(rho_t A, clip(rho_t, 1-eps, 1+eps) A)`` averaged over samples, where ``rho_t = pi/mu`` per
 token (``rho = 1`` on-policy, i.e. plain REINFORCE); KL term ``beta * surrogate(config)`` from
 :mod:`workbench.kl.estimators` averaged over samples. With ``kl_baseline`` the reward-placed estimator
-gets the same leave-one-out baseline as the task reward (then "KL in reward" equals folding
-``-beta K`` into the reward before the RLOO advantage, as verl/OpenRLHF do).
+gets the same leave-one-out baseline as the task reward: then "k1 in reward" equals folding ``-beta K``
+into the reward before the RLOO advantage, as verl does with ``algorithm.use_kl_in_reward``
+(``token_level_rewards = scores - beta * kld``, then the RLOO/GRPO estimator sums and baselines
+them). OpenRLHF does not: it baselines the raw task reward only, then adds ``-beta * kl_t`` per token
+and takes the reward-to-go (``gamma = 1``), i.e. our ``k1 in reward-rtg`` with ``kl_baseline=False``
+(its estimator value clamped to [-10, 10]: ``clamp="openrlhf"``).
+
+Off-policy, which log-probs the reward-placed estimator uses is ``kl_reward_logprobs``: ``"behaviour"``
+(default) takes the lagged sampler's, as verl's asynchronous trainer does (its ``old_log_probs`` come
+from the rollout weights when ``async_training.use_rollout_log_probs``, the default there);
+``"learner"`` takes the current policy's, detached (what verl's synchronous trainer recomputes as
+``old_log_probs``, and what this module did before the option existed). On-policy both are the same.
 
 Off-policy: the behaviour policy ``mu`` that samples is the policy from ``lag`` updates earlier
 (asynchronous RL with staleness ``lag``).
@@ -39,6 +49,9 @@ from workbench.seeding import derive_seed
 
 from .estimators import KLConfig, parse_config, surrogate
 from .policies import MLPPolicy, all_sequences, sample, token_logprobs
+
+
+KL_REWARD_LOGPROBS = ("behaviour", "learner")
 
 
 def task_reward(prompts: torch.Tensor, Y: torch.Tensor, n_prompts: int) -> torch.Tensor:
@@ -111,8 +124,13 @@ def _loo_mean(x: torch.Tensor) -> torch.Tensor:
 def run_rl(policy: MLPPolicy, ref_params, kl_name: str, *, n_prompts: int, train_prompts: list[int],
            heldout_prompts: list[int], steps: int, group: int, lr: float, beta: float, lag: int = 0,
            clip_eps: float = 0.2, kl_baseline: bool = True, eval_every: int = 10, diverge_kl: float = 5.0,
-           collapse_entropy: float = 0.05, grad_clip: float = 0.0, seed: int = 0, evaluator=None) -> dict:
+           collapse_entropy: float = 0.05, grad_clip: float = 0.0, seed: int = 0, evaluator=None,
+           kl_reward_logprobs: str = "behaviour") -> dict:
     """One RL run. ``kl_name`` is a configuration name (:func:`parse_config`) or ``"none"`` (beta = 0).
+
+    ``kl_reward_logprobs``: which log-probs the reward-placed estimator (and its baseline) is computed
+    from off-policy: ``"behaviour"`` (the lagged sampling policy's, as verl's ``old_log_probs`` in its
+    asynchronous trainer) or ``"learner"`` (the current policy's, detached). Identical on-policy.
 
     Returns plain data: ``curves`` (lists over eval steps), ``grad_norm`` / ``kl_grad_norm`` per step,
     ``final`` metrics and failure flags.
@@ -121,6 +139,8 @@ def run_rl(policy: MLPPolicy, ref_params, kl_name: str, *, n_prompts: int, train
         raise ValueError("group must be >= 2 for the leave-one-out baseline")
     if lag < 0:
         raise ValueError(f"lag must be >= 0, got {lag}")
+    if kl_reward_logprobs not in KL_REWARD_LOGPROBS:
+        raise ValueError(f"kl_reward_logprobs={kl_reward_logprobs!r}; choose one of {KL_REWARD_LOGPROBS}")
     cfg: KLConfig | None = None if kl_name == "none" else parse_config(kl_name)
     ev = evaluator or ExactEvaluator(policy, n_prompts, ref_params)
     params = [p.detach().clone().requires_grad_(True) for p in ref_params]
@@ -165,15 +185,16 @@ def run_rl(policy: MLPPolicy, ref_params, kl_name: str, *, n_prompts: int, train
         kl_term = lp.new_zeros(())
         if cfg is not None and beta > 0:
             base = None
+            l_rew = lm if (kl_reward_logprobs == "behaviour" and lm is not None) else lp.detach()
             if kl_baseline and cfg.placement in ("reward_seq", "loss+reward", "reward_rtg"):
                 from .estimators import _reverse_cumsum, kl_estimate
-                k = kl_estimate(lp.detach(), lr_, cfg.estimator, cfg.clamp)
+                k = kl_estimate(l_rew, lr_, cfg.estimator, cfg.clamp)
                 if cfg.placement == "reward_rtg":
                     base = _loo_mean(_reverse_cumsum(k).view(Pn, group, -1)).reshape(B, -1)
                 else:
                     base = _loo_mean(k.sum(-1).view(Pn, group)).view(B)
             kl_term = beta * surrogate(cfg, lp, lr_, lm, weights=torch.full((B,), 1.0 / B, dtype=lp.dtype),
-                                       baseline=base)
+                                       baseline=base, logp_reward=l_rew)
         loss = task + kl_term
         if not torch.isfinite(loss):
             diverged_at = diverged_at or step
