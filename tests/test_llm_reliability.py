@@ -456,19 +456,27 @@ HOSTILE = [
 ]
 
 
+@pytest.fixture(scope="module")
+def hostile():
+    """One loopback server for every row (starting and stopping one costs ~0.5 s); rows set ``raw``."""
+    with FakeServer(raw=_status(500)) as srv:
+        yield srv
+
+
 @pytest.mark.parametrize("name,server,opts,extra,expected", HOSTILE, ids=[h[0] for h in HOSTILE])
-def test_openai_hostile_server(name, server, opts, extra, expected):
+def test_openai_hostile_server(hostile, name, server, opts, extra, expected):
     chat = "chat=false" not in opts
-    with FakeServer(raw=server) as srv:
-        o = {"retries": "0", "backoff": "0.01", **dict(kv.split("=") for kv in opts.split("&") if kv)}
-        llm = load_llm(f"openai:{srv.url}#m?" + "&".join(f"{k}={v}" for k, v in o.items()), cache="off")
-        params = SamplingParams(max_tokens=4, **extra)
-        if isinstance(expected, str):
-            (c,) = llm.generate(["hello"], params)
-            assert c.text == expected and isinstance(c.text, str)
-            assert isinstance(c.prompt_tokens, int) and isinstance(c.completion_tokens, int)
-        else:
-            err, match = expected
-            with pytest.raises(err, match=match):
-                llm.generate(["hello"] if chat else ["plain"], params)
-        llm.close()
+    hostile.raw = server
+    srv = hostile
+    o = {"retries": "0", "backoff": "0.01", **dict(kv.split("=") for kv in opts.split("&") if kv)}
+    llm = load_llm(f"openai:{srv.url}#m?" + "&".join(f"{k}={v}" for k, v in o.items()), cache="off")
+    params = SamplingParams(max_tokens=4, **extra)
+    if isinstance(expected, str):
+        (c,) = llm.generate(["hello"], params)
+        assert c.text == expected and isinstance(c.text, str)
+        assert isinstance(c.prompt_tokens, int) and isinstance(c.completion_tokens, int)
+    else:
+        err, match = expected
+        with pytest.raises(err, match=match):
+            llm.generate(["hello"] if chat else ["plain"], params)
+    llm.close()
