@@ -318,7 +318,8 @@ def impute_si(data: ImputationData, cs, as_, *, over: str = "actions", num_donor
 
 
 # ------------------------------------------------------------------------------------------------ GSI
-GSI_PATHS = ("si_a_exact", "si_c_exact", "exact_a", "exact_c", "two_sided", "two_sided_inexact", "fallback_si_a")
+GSI_PATHS = ("si_a_exact", "si_c_exact", "exact_a", "exact_c", "two_sided", "two_sided_small_block", "two_sided_inexact",
+             "fallback_si_a")
 
 
 def _unit(n: int, g: int) -> np.ndarray:
@@ -401,16 +402,78 @@ def _null_side_weights(blocks: np.ndarray, side: int, dim_s: np.ndarray | None, 
     return w, ok, clean, trivial
 
 
+def _side_blocks(Y, c, a, I, J, side):
+    """side 1: (g, m, k+1, F) block donor contexts I x ({a} u J); side 0: (g, m+1, k, F) block
+    ({c} u I) x donor actions J. The target's own row / column comes first."""
+    if side == 1:
+        Q = np.concatenate([a[:, None], J], axis=1)
+        return Y[I[:, :, None], Q[:, None, :]]
+    R = np.concatenate([c[:, None], I], axis=1)
+    return Y[R[:, :, None], J[:, None, :]]
+
+
+def _has_gap(blk: np.ndarray, rcond: float) -> np.ndarray:
+    """(g,) bool: the block's feature slices have an exact rank gap (numerical rank below
+    min(block size, F)), the precondition for identifying S exactly from them."""
+    g, m, n, F = blk.shape
+    sv = np.linalg.svd(blk.reshape(g, m * n, F), compute_uv=False)
+    return (sv > rcond * sv[:, :1]).sum(axis=1) < min(m * n, F)
+
+
+def _side_small_blocks(Y, c, a, I, J, side, w, ok, clean, trivial, rcond, min_leverage, tol):
+    """Few features: the slices of the whole block cannot fill S (F below m r + (k+1) s - r s), but a
+    smaller block's can. For the pairs whose side is not exact (``clean`` False), try the blocks of the
+    first m' donor contexts and k' donor actions, largest first, where the slices show an exact rank
+    gap, and keep the first exact (two-valued) result, its weights padded with zeros. Updates w, ok,
+    clean, trivial in place; returns (g,) bool: the side came from a smaller block."""
+    g, m = I.shape
+    k = J.shape[1]
+    small = np.zeros(g, dtype=bool)
+    todo = np.nonzero(~clean)[0]
+    # probe: square blocks t x t show a gap whenever t >= r + s and t (r + s) - r s < F; noisy blocks never
+    # do, so pairs without a gap there skip the search
+    probe = np.zeros(todo.size, dtype=bool)
+    for t in range(2, min(m + side, k + 1 - side) + 1):
+        m2, k2 = (t, t - 1) if side == 1 else (t - 1, t)
+        if m2 < 1 or k2 < 1 or not (~probe).any():
+            continue
+        rest = np.nonzero(~probe)[0]
+        probe[rest] = _has_gap(_side_blocks(Y, c[todo[rest]], a[todo[rest]], I[todo[rest], :m2],
+                                            J[todo[rest], :k2], side), rcond)
+    todo = todo[probe]
+    shapes = sorted(((m2, k2) for m2 in range(1, m + 1) for k2 in range(1, k + 1) if (m2, k2) != (m, k)),
+                    key=lambda t: (-(t[0] + side) * (t[1] + 1 - side), -t[0], -t[1]))
+    for m2, k2 in shapes:
+        if not todo.size:
+            break
+        blk = _side_blocks(Y, c[todo], a[todo], I[todo, :m2], J[todo, :k2], side)
+        gap = _has_gap(blk, rcond)
+        if not gap.any():
+            continue
+        sub = todo[gap]
+        w2, ok2, cl2, tr2 = _null_side_weights(blk[gap], side, None, 1.0, rcond, min_leverage, tol)
+        hit = ok2 & cl2
+        h = sub[hit]
+        n2 = (k2 + 1) if side == 1 else (m2 + 1)
+        w[h] = 0.0
+        w[h, :n2] = w2[hit]
+        ok[h], clean[h], trivial[h], small[h] = True, True, tr2[hit], True
+        todo = np.setdiff1d(todo, h)
+    return small
+
+
 def impute_gsi(data: ImputationData, cs, as_, *, num_donors: int | None = 4, max_donor_actions: int = 10,
                max_donor_contexts: int = 10, energy: float = 1.0, rcond: float = 1e-6,
                ranks: tuple[int, int] | None = None, min_leverage: float = 0.02, tol: float = 1e-6,
-               si_kwargs: dict | None = None, progress: bool = False):
+               shrink: bool = True, si_kwargs: dict | None = None, progress: bool = False):
     """GSI (reconstruction; see module docstring). Donor search as SI-A with ``num_donors`` and
     ``max_donor_actions``; donor contexts are SI-A's training contexts, the first
     ``max_donor_contexts`` by label. ``ranks = (r, s)`` fixes the action / context latent ranks.
     ``min_leverage``: a side whose weights would exceed squared norm 1 / min_leverage - 1 is not
     used (the pair falls back to SI-A when no path is left). ``tol``: relative spectral tolerance of
-    the exact one-sided relations and of the two-valued check of the partial trace.
+    the exact one-sided relations and of the two-valued check of the partial trace. ``shrink``: where a
+    side is not exact on the whole block, look for an exact smaller block (few features; see
+    ``_side_small_blocks``).
     Pairs are grouped by donor-block shape and each group is solved with batched SVD / eigh.
 
     info: fallback (P,), path (P,) one of ``GSI_PATHS`` (see module docstring), donors (P, K)
@@ -453,36 +516,46 @@ def impute_gsi(data: ImputationData, cs, as_, *, num_donors: int | None = 4, max
             idx = np.asarray(idx)
             c, a = cs[idx], as_[idx]
             J, I = D[idx, :k], I_all[idx, :m]  # (g, k), (g, m)
-            Q = np.concatenate([a[:, None], J], axis=1)  # (g, k+1): target action first
-            R = np.concatenate([c[:, None], I], axis=1)  # (g, m+1): target context first
             dimA = dimC = None
             if ranks is not None:
-                r, s = ranks
-                dimA = np.full(len(idx), m * r + (k + 1) * s - r * s)
-                dimC = np.full(len(idx), (m + 1) * r + k * s - r * s)
-            B1 = Y[I[:, :, None], Q[:, None, :]]  # (g, m, k+1, F) donor contexts x ({a} u J)
-            B2 = Y[R[:, :, None], J[:, None, :]]  # (g, m+1, k, F) ({c} u I) x donor actions
+                r, s_ = ranks
+                dimA = np.full(len(idx), m * r + (k + 1) * s_ - r * s_)
+                dimC = np.full(len(idx), (m + 1) * r + k * s_ - r * s_)
+            B1 = _side_blocks(Y, c, a, I, J, 1)  # (g, m, k+1, F) donor contexts x ({a} u J)
+            B2 = _side_blocks(Y, c, a, I, J, 0)  # (g, m+1, k, F) ({c} u I) x donor actions
             # 1. exact one-sided relations (SI-A's / SI-C's model, CP): the other side's weights are
             #    irrelevant (its correction term is a combination of zero residuals), so they are 0
             yE, okEA = _exact_relations(B1, 1, tol, min_leverage)
             xE, okEC = _exact_relations(B2, 0, tol, min_leverage)
-            # 2. two-sided: null(V_Q^T) and null(Z_R^T) from the partial traces
+            # 2. two-sided: null(V_Q^T) and null(Z_R^T) from the partial traces, each side from the
+            #    whole block or, where that is not exact, from a smaller block (few features)
             y, okA, clA, trA = _null_side_weights(B1, 1, dimA, energy, rcond, min_leverage, tol)
             x, okC, clC, trC = _null_side_weights(B2, 0, dimC, energy, rcond, min_leverage, tol)
+            smA = np.zeros(len(idx), dtype=bool)
+            smC = np.zeros(len(idx), dtype=bool)
+            if ranks is None and shrink:
+                rest = ~(okEA | okEC)
+                for side, (w_, ok_, cl_, tr_), sm in ((1, (y, okA, clA, trA), smA), (0, (x, okC, clC, trC), smC)):
+                    rr = np.nonzero(rest & ~cl_)[0]
+                    if rr.size:
+                        w2, ok2, cl2, tr2 = w_[rr], ok_[rr], cl_[rr], tr_[rr]
+                        sm[rr] = _side_small_blocks(Y, c[rr], a[rr], I[rr], J[rr], side, w2, ok2, cl2, tr2, rcond,
+                                                    min_leverage, tol)
+                        w_[rr], ok_[rr], cl_[rr], tr_[rr] = w2, ok2, cl2, tr2
             two = okA & okC & ~(trA & trC)  # both sides trivial would predict 0: not a path
-            y = np.where(okEA[:, None], yE, np.where((~okEC & two)[:, None], y, _unit(k + 1, len(idx))))
-            x = np.where(okEC[:, None] & ~okEA[:, None], xE,
-                         np.where((~okEA & two)[:, None], x, _unit(m + 1, len(idx))))
+            n_ = len(idx)
+            y = np.where(okEA[:, None], yE, np.where((~okEC & two)[:, None], y, _unit(k + 1, n_)))
+            x = np.where(okEC[:, None] & ~okEA[:, None], xE, np.where((~okEA & two)[:, None], x, _unit(m + 1, n_)))
             b, gg = -y[:, 1:], -x[:, 1:]  # (g, k), (g, m)
             YcJ = Y[c[:, None], J]  # (g, k, F)
             YIa = Y[I, a[:, None]]  # (g, m, F)
-            YIJ = B1[:, :, 1:]  # (g, m, k, F)
             pred[idx] = (np.einsum("gk,gkf->gf", b, YcJ) + np.einsum("gi,gif->gf", gg, YIa)
-                         - np.einsum("gi,gk,gikf->gf", gg, b, YIJ))
+                         - np.einsum("gi,gk,gikf->gf", gg, b, B1[:, :, 1:]))
             bw[idx, :k] = b
             gw[idx, :m] = gg
+            exact2 = np.where(smA | smC, "two_sided_small_block", "two_sided")
             path[idx] = np.where(okEA, "exact_a", np.where(okEC, "exact_c", np.where(
-                two, np.where(clA & clC, "two_sided", "two_sided_inexact"), "fallback_si_a")))
+                two, np.where(clA & clC, exact2, "two_sided_inexact"), "fallback_si_a")))
             failed[idx] = ~(okEA | okEC | two)
     # SI-A and SI-C themselves (their own donor searches): where either fits its training rows
     # exactly (more rows than coefficients), GSI returns its prediction, so GSI recovers whatever
