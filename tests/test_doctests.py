@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 MODULES = ["workbench.seeding", "workbench.results", "workbench.runs", "workbench.llm",
-           "workbench.llm.base", "workbench.llm.backend", "workbench.llm.registry",
+           "workbench.llm.base", "workbench.llm.backend", "workbench.llm.registry", "workbench.llm.structure",
            "workbench.tasks.math_answers", "workbench.tasks.code_tasks", "workbench.nbtools", "workbench.sweeps",
            "workbench.calibration"]
 

@@ -12,9 +12,13 @@ from .base import (LLM, VISION_BACKENDS, BackendOptionError, Chat, Completion, I
 from .cache import ResponseCache
 from .registry import BACKENDS, load_llm, parse_spec
 from .scripted import ScriptedLLM, prompt_text
+from .structure import (Choice, Grammar, JsonSchema, ReasonThenAnswer, Regex, Structure, StructureViolationError,
+                        reason_then_answer)
+from .base import StructureUnsupportedError
 
 __all__ = ["LLM", "VISION_BACKENDS", "BackendOptionError", "Chat", "Completion", "ImageInputError", "LLMError",
            "MalformedResponseError", "decode_image_part", "has_image", "image_part", "prompt_images", "text_part",
            "MissingExtraError", "ModelNotFoundError", "Prompt", "SamplingParams", "ServerUnreachableError",
            "UnknownBackendError", "Usage", "apply_stop", "as_chat", "ResponseCache", "BACKENDS", "load_llm",
-           "parse_spec", "ScriptedLLM", "prompt_text"]
+           "parse_spec", "ScriptedLLM", "prompt_text", "Structure", "Regex", "JsonSchema", "Choice", "Grammar",
+           "ReasonThenAnswer", "reason_then_answer", "StructureViolationError", "StructureUnsupportedError"]

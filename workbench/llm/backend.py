@@ -217,6 +217,9 @@ class Backend:
     def _cache_payload(self, r: Request, params: SamplingParams) -> dict[str, Any]:
         p = dataclasses.asdict(params)
         p.pop("n"), p.pop("seed")
+        p.pop("structure", None)  # absent when None, so unstructured keys are unchanged
+        if params.structure is not None:
+            p["structure"] = params.structure.to_key()  # kind + canonical content (a schema as sorted JSON)
         return {"backend": self.name, "model": self.identity, "options": self.cache_options(),
                 "prompt": image_digests(r.prompt), "params": p, "seed": r.seed, "sample": r.sample}
 

@@ -55,7 +55,12 @@ class SamplingParams:
     logprobs: bool = False
     """return the chosen tokens' log-probabilities (transformers, vllm, openai)"""
     ignore_eos: bool = False
-    """keep generating past end-of-sequence up to max_tokens (benchmarks; vLLM's ignore_eos)"""
+    """keep generating past end-of-sequence up to max_tokens (benchmarks; vLLM's ignore_eos); under a
+    structure, the structure's end still ends the completion"""
+    structure: Any = None
+    """None, or a :mod:`workbench.llm.structure` value (Regex, JsonSchema, Choice, Grammar,
+    ReasonThenAnswer) the completion is constrained to; a completion cut by max_tokens inside it has
+    finish_reason "length" and is not a valid instance"""
 
     def __post_init__(self):
         if self.temperature < 0:
@@ -66,6 +71,12 @@ class SamplingParams:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.structure is not None:
+            from .structure import Structure
+
+            if not isinstance(self.structure, Structure):
+                raise TypeError("structure must be None or a workbench.llm.structure value (Regex, JsonSchema, "
+                                f"Choice, Grammar, ReasonThenAnswer), got {self.structure!r:.200}")
         if isinstance(self.stop, str):
             object.__setattr__(self, "stop", (self.stop,))
         else:
@@ -167,6 +178,10 @@ class ServerUnreachableError(LLMError, ConnectionError):
 
 class MalformedResponseError(LLMError, ValueError):
     """A server answered, but not with the response shape the protocol expects."""
+
+
+class StructureUnsupportedError(LLMError, ValueError):
+    """A backend or server cannot enforce the requested structure (it refused it, or ignored it)."""
 
 
 class ImageInputError(LLMError, TypeError):

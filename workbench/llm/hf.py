@@ -18,6 +18,15 @@ into plain strings for the chat template.
 as vLLM reports them by default. ``latency_s`` is the wall time of the batch the request rode in.
 Requests are sorted by prompt length and cut into batches of ``max_batch_size``; finished rows are
 dropped from the batch as they end.
+
+Structured outputs (``SamplingParams.structure``, :mod:`workbench.llm.structure`): xgrammar inside
+this loop. Each (tokenizer, structure) is compiled once per backend and cached; each row gets its
+own ``GrammarMatcher``; before sampling, the rows' token bitmasks set disallowed logits to -inf (so
+temperature, top-p and the per-request generators work on the constrained distribution, and a
+request's text still does not depend on its batch). A row ends with ``finish_reason="stop"`` when its
+matcher accepts an end-of-sequence token or when the structure allows nothing but end-of-sequence
+next (that final token is counted, not computed); a row that reaches ``max_tokens`` inside the
+structure ends with ``"length"``. ``logprobs`` stay the model's raw log-probabilities, as above.
 """
 from __future__ import annotations
 
@@ -136,8 +145,41 @@ class TransformersLLM(Backend):
                 out[k] = c
         return out  # type: ignore[return-value]
 
+    # ----------------------------------------------------------------------------- structures
+    def _compiled(self, structure):
+        """The structure compiled for this tokenizer (xgrammar), once per backend."""
+        cache = self.__dict__.setdefault("_compiled_structures", {})
+        if structure not in cache:
+            try:
+                import xgrammar as xgr
+            except ImportError:
+                raise MissingExtraError("xgrammar", "hf", "structured outputs on the transformers backend") from None
+            if getattr(self, "_xgr_compiler", None) is None:
+                out_emb = self.lm.get_output_embeddings()
+                vocab = out_emb.weight.shape[0] if out_emb is not None else self.lm.config.vocab_size
+                info = xgr.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=vocab,
+                                                          stop_token_ids=sorted(self.eos_ids))
+                self._xgr_compiler = xgr.GrammarCompiler(info, max_threads=1)
+                self._xgr_vocab = vocab
+                nonstop = xgr.allocate_token_bitmask(1, vocab)[0]  # every bit set: all tokens allowed
+                for t in self.eos_ids:  # the stop tokens' bits cleared: "anything but a stop token"
+                    if t < vocab:
+                        nonstop[t // 32] &= ~(1 << (t % 32))
+                self._xgr_nonstop = nonstop
+            cache[structure] = self._xgr_compiler.compile_grammar(structure.xgrammar())
+        return cache[structure]
+
     def _decode_batch(self, prompts: list[list[int]], seeds: list[int | None], params: SamplingParams):
         torch = self._torch
+        matchers = bitmask = None
+        if params.structure is not None:
+            import xgrammar as xgr
+
+            compiled = self._compiled(params.structure)
+            matchers = [xgr.GrammarMatcher(compiled) for _ in prompts]
+            bitmask = xgr.allocate_token_bitmask(len(prompts), self._xgr_vocab)  # (B, ceil(V/32)) int32
+            for r, m in enumerate(matchers):
+                m.fill_next_token_bitmask(bitmask, r)
         t0 = time.perf_counter()
         B, dev = len(prompts), self.device
         L = max(len(p) for p in prompts)
@@ -166,21 +208,37 @@ class TransformersLLM(Backend):
             last_pos = pos[:, -1]
             for step in range(params.max_tokens):
                 logp = torch.log_softmax(logits, dim=-1)  # raw model log-probs
+                if matchers is not None:  # disallowed tokens -> -inf, per row (rows in cache order)
+                    xgr.apply_token_bitmask_inplace(logits, bitmask[active].to(logits.device),
+                                                    vocab_size=self._xgr_vocab)
                 chosen = self._sample(logits, [gens[r] for r in active], params)  # (B_active,)
                 keep = []
                 for j, r in enumerate(active):
                     t = int(chosen[j])
-                    if t in self.eos_ids and not params.ignore_eos:
-                        finish[r] = "stop"
+                    if t in self.eos_ids and (not params.ignore_eos or matchers is not None):
+                        finish[r] = "stop"  # under a structure, EOS is only allowed where it is complete
                         continue
                     new_tokens[r].append(t)
                     logps[r].append(float(logp[j, t]))
+                    if matchers is not None:
+                        if not matchers[r].accept_token(t):
+                            raise RuntimeError(f"xgrammar rejected token {t} it had allowed (structure "
+                                               f"{params.structure.describe()})")
+                        if matchers[r].is_terminated():
+                            finish[r] = "stop"
+                            continue
+                        matchers[r].fill_next_token_bitmask(bitmask, r)
                     if params.stop:
                         text = self.tokenizer.decode(new_tokens[r], skip_special_tokens=True)
                         cut, stopped = apply_stop(text, params.stop)
                         if stopped:
                             finish[r], texts[r] = "stop", cut
                             continue
+                    if matchers is not None and not bool((bitmask[r] & self._xgr_nonstop).any()):
+                        # complete, and nothing but end-of-sequence may follow: that token is certain,
+                        # so the row ends here (counted like a sampled EOS) without another forward pass
+                        finish[r] = "stop"
+                        continue
                     keep.append(j)
                 if not keep or step == params.max_tokens - 1:
                     break

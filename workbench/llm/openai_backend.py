@@ -22,6 +22,13 @@ counts as 0), ``logprobs`` (finite numbers <= 0) and ``finish_reason`` (a string
 is the base url, the model name and what ``GET /models`` reports for it (id, owner, root, parent,
 max_model_len; not its timestamp), asked once, when first needed.
 
+Structured outputs (``SamplingParams.structure``): a :class:`~workbench.llm.structure.JsonSchema` is
+sent as OpenAI's ``response_format={"type": "json_schema", "json_schema": {"name": "structure",
+"schema": ..., "strict": true}}``; regex, choice, grammar and reason-then-answer go in vLLM's extra
+body field ``structured_outputs`` (``{"regex": ...}``, ``{"choice": [...]}``, ``{"grammar": ...}``;
+servers before vLLM 0.12 used ``guided_*`` fields, not sent). A 4xx answer about these fields raises
+:class:`~workbench.llm.base.StructureUnsupportedError`, and so does a finished completion that does
+not satisfy the structure (the server ignored the field).
 
 Images: chat messages whose ``content`` is a list of OpenAI parts (``workbench.llm.image_part`` makes
 ``{"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}``) are sent as they are,
@@ -42,6 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .backend import Backend, Request
+from .structure import check_enforced, openai_fields, structure_refusal
 from .base import (Completion, LLMError, MalformedResponseError, MissingExtraError, SamplingParams,
                    ServerUnreachableError, apply_stop, as_chat)
 
@@ -195,17 +203,19 @@ class OpenAIBackend(Backend):
             body["stop"] = list(params.stop)
         if params.ignore_eos:
             body["ignore_eos"] = True  # vLLM / llama.cpp servers extension
+        if params.structure is not None:
+            body.update(openai_fields(params.structure))  # response_format / structured_outputs
         use_chat = self.options["chat"] or not isinstance(r.prompt, str)
         if use_chat:
             body["messages"] = as_chat(r.prompt)
             if params.logprobs:
                 body["logprobs"] = True
-            data = self._post("/chat/completions", body)
+            data = self._post_structured("/chat/completions", body, params)
         else:
             body["prompt"] = r.prompt
             if params.logprobs:
                 body["logprobs"] = 1
-            data = self._post("/completions", body)
+            data = self._post_structured("/completions", body, params)
         try:
             text, usage, lp, finish = _parse_answer(data, use_chat, params.logprobs)
         except _Bad as e:
@@ -213,9 +223,20 @@ class OpenAIBackend(Backend):
                                          f"{str(data)[:300]}") from None
         text, stopped = apply_stop(text, params.stop)  # servers differ on stop handling
         finish = finish or ("stop" if stopped else "length")
+        check_enforced(params.structure, text, "length" if finish == "length" else "stop", params.stop, self.base_url)
         return Completion(text=text, prompt_tokens=usage[0], completion_tokens=usage[1],
                           finish_reason="length" if finish == "length" else "stop",
                           latency_s=time.perf_counter() - t0, logprobs=lp)
+
+    def _post_structured(self, path: str, body: dict, params: SamplingParams) -> dict:
+        """``_post``; a 4xx refusal of the structure fields becomes StructureUnsupportedError."""
+        try:
+            return self._post(path, body)
+        except LLMError as e:
+            refusal = structure_refusal(e, params.structure, self.base_url)
+            if refusal is not None:
+                raise refusal from None
+            raise
 
     def _generate(self, requests: list[Request], params: SamplingParams) -> list[Completion]:
         with ThreadPoolExecutor(max_workers=self.options["max_concurrency"]) as ex:

@@ -6,6 +6,9 @@
 - a callable ``f(prompt, request) -> str`` (``request.seed``, ``request.sample``, ``request.index``).
 
 Tokens are whitespace-separated words; ``max_tokens`` and ``stop`` are honoured like a real model.
+Under ``SamplingParams.structure`` each scripted response (before stop strings and ``max_tokens`` cut
+it) must satisfy the structure, else :class:`~workbench.llm.structure.StructureViolationError` is
+raised: plumbing tests cannot pass on text a constrained model could never produce.
 Every prompt it saw is kept in ``calls`` (one list per ``generate`` call) for tests to inspect, image
 parts included, exactly as they were passed (it accepts images; ``prompt_text`` reads the text only).
 """
@@ -125,6 +128,8 @@ class ScriptedLLM(Backend):
         out = []
         for r in requests:
             full = self._respond(r)
+            if params.structure is not None:  # what a constrained model could write, before stop/max_tokens
+                params.structure.check(full, f"scripted response to prompt {r.index}")
             text, stopped = apply_stop(full, params.stop)
             words = text.split(" ")
             finish = "stop"

@@ -10,6 +10,15 @@ is used: outputs then depend on call order, and are not cached).
 
 All requests of a call go to the engine at once; vLLM schedules them (continuous batching).
 
+Structured outputs (``SamplingParams.structure``): passed as vLLM's
+``SamplingParams(structured_outputs=StructuredOutputsParams(regex=|json=|choice=|grammar=))`` (vLLM
+>= 0.11; older releases: ``guided_decoding=GuidedDecodingParams(...)``, same field names), with the
+fields of :meth:`~workbench.llm.structure.Structure.vllm_fields`; a JSON schema also sets
+``disable_any_whitespace`` where vLLM has it, matching our own loop's compact JSON. vLLM picks its
+structured-output backend (xgrammar first, then llguidance). A completion that finished but does not
+satisfy the structure raises :class:`~workbench.llm.base.StructureUnsupportedError` (the engine
+ignored it), and one cut by max_tokens is reported as ``finish_reason="length"``.
+
 Images: prompts holding image parts (``workbench.llm.image_part``: OpenAI-format
 ``{"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}``) go through vLLM's
 ``LLM.chat``, which accepts OpenAI-format messages with image parts for vision-language models (vLLM
@@ -26,7 +35,9 @@ import time
 from typing import Any
 
 from .backend import Backend, Request
-from .base import Completion, MissingExtraError, ModelNotFoundError, SamplingParams, as_chat, has_image, text_only_chat
+from .base import (Completion, MissingExtraError, ModelNotFoundError, SamplingParams, StructureUnsupportedError,
+                   as_chat, has_image, text_only_chat)
+from .structure import JsonSchema, check_enforced
 
 ENGINE_OPTIONS = {
     "tensor_parallel_size": (int, 1),
@@ -84,12 +95,34 @@ class VLLMBackend(Backend):
             return "\n".join(f"{m['role']}: {m['content']}" for m in chat) + "\nassistant:"
         return prompt
 
+    def _structured_kwargs(self, structure) -> dict[str, Any]:
+        """vLLM SamplingParams keyword(s) carrying ``structure`` (this vLLM's API, new or old)."""
+        if structure is None:
+            return {}
+        import dataclasses
+
+        from vllm import sampling_params as vsp
+
+        fields = structure.vllm_fields()
+        cls, kw = getattr(vsp, "StructuredOutputsParams", None), "structured_outputs"
+        if cls is None:
+            cls, kw = getattr(vsp, "GuidedDecodingParams", None), "guided_decoding"
+        if cls is None:
+            raise StructureUnsupportedError(
+                f"this vLLM ({getattr(self._vllm, '__version__', '?')}) has neither StructuredOutputsParams nor "
+                "GuidedDecodingParams: it cannot constrain outputs; upgrade vLLM")
+        names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+        if isinstance(structure, JsonSchema) and "disable_any_whitespace" in names:
+            fields["disable_any_whitespace"] = True
+        return {kw: cls(**fields)}
+
     def _generate(self, requests: list[Request], params: SamplingParams) -> list[Completion]:
         SP = self._vllm.SamplingParams
+        structured = self._structured_kwargs(params.structure)
         sps = [SP(temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens, n=1,
                   seed=(r.seed % 2**31) if (r.seed is not None and self.options["per_request_seed"]) else None,
                   stop=list(params.stop) or None, logprobs=0 if params.logprobs else None,
-                  ignore_eos=params.ignore_eos)
+                  ignore_eos=params.ignore_eos, **structured)
                for r in requests]
         t0 = time.perf_counter()
         img = [k for k, r in enumerate(requests) if has_image(r.prompt)]
@@ -112,8 +145,9 @@ class VLLMBackend(Backend):
             lp = None
             if params.logprobs and c.logprobs is not None:
                 lp = [d[t].logprob for d, t in zip(c.logprobs, c.token_ids)]
+            finish = "length" if c.finish_reason == "length" else "stop"
+            check_enforced(params.structure, c.text, finish, params.stop, self.spec)
             comps.append(Completion(text=c.text, prompt_tokens=len(o.prompt_token_ids or []),
-                                    completion_tokens=len(c.token_ids),
-                                    finish_reason="length" if c.finish_reason == "length" else "stop",
+                                    completion_tokens=len(c.token_ids), finish_reason=finish,
                                     latency_s=dt, logprobs=lp))
         return comps
