@@ -141,11 +141,11 @@ class CodeTask(Task):
         return outputs_match(run.stdout, test["output"])
 
     def test_report(self, code: str | None, problem: Problem) -> list[dict]:
-        """Per test: status, passed, and the first 200 characters of output and stderr."""
+        """Per test: status, passed, the first 200 characters of output and stderr, and how the run was isolated."""
         if code is None:
             return []
         return [{"status": r.status, "passed": self.passed(r, t),
-                 "stdout": r.stdout[:200], "stderr": r.stderr[-200:]}
+                 "stdout": r.stdout[:200], "stderr": r.stderr[-200:], "isolation": r.isolation}
                 for r, t in zip(self.run_tests(code, problem), problem.meta["tests"])]
 
     def score(self, answer: str | None, problem: Problem) -> float:
