@@ -261,8 +261,10 @@ class _UidPool:
         raise RuntimeError(f"no free uid in the sandbox pool {lim.uid_base}..{lim.uid_base + lim.uid_count - 1}; "
                            "raise SandboxLimits.uid_count or lower max_workers")
 
-    def release(self, uid: int, fd: int) -> None:
-        if not _reap(uid, uid, self.limits.reap_timeout_s):
+    def release(self, uid: int, fd: int, cleared: bool = False) -> None:
+        """Free a slot once none of its processes is left (``cleared``: its run's cgroup, which the uid's
+        processes cannot leave, was emptied and removed, so the /proc scan is skipped)."""
+        if not cleared and not _reap(uid, uid, self.limits.reap_timeout_s):
             self.quarantined.add(uid)
             warnings.warn(f"sandbox uid {uid} still has live processes after {self.limits.reap_timeout_s} s of "
                           f"SIGKILL; it is not reused in this call")
@@ -416,7 +418,7 @@ class _RunCgroup:
             except OSError:
                 pass
         while True:
-            for pid in self._pids():  # a pid listed in our child cgroup cannot be reused until it leaves it
+            for pid in self._pids():  # a listed pid is not reaped yet, so not reused (v1 has no cgroup.kill)
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
@@ -635,17 +637,18 @@ def run_programs(jobs: Sequence[tuple[str, str]], limits: SandboxLimits | None =
 
     def cleanup(run: dict) -> int:
         """Kill every process of the run, reap the leader, remove its cgroup and files, free its uid."""
-        p, oom = run.get("p"), 0
+        p, oom, cleared = run.get("p"), 0, False
         if p is not None and p.returncode is None:
             _stop(run)
         try:
             if run["cgroup"] is not None:
                 oom = run["cgroup"].oom_kills()
-                if not run["cgroup"].kill_and_remove(limits.reap_timeout_s):
+                cleared = run["cgroup"].kill_and_remove(limits.reap_timeout_s)
+                if not cleared:
                     warnings.warn(f"could not remove the sandbox cgroup {run['cgroup'].dirs}")
         finally:
             if run["slot"] is not None:
-                pool.release(*run["slot"])
+                pool.release(*run["slot"], cleared=cleared)
             for f in run["files"]:
                 f.close()
             if run["box"]:
@@ -657,7 +660,7 @@ def run_programs(jobs: Sequence[tuple[str, str]], limits: SandboxLimits | None =
         while unreaped, the leader's pid reserves the group id, so no unrelated group can be hit."""
         p = run["p"]
         _killpg(p.pid)
-        if run["slot"] is not None:
+        if run["slot"] is not None and run["cgroup"] is None:  # with a cgroup, its kill reaches every process
             _kill_all_of(run["slot"][0], run["slot"][0])
         p.kill()
         return p.wait()
