@@ -114,6 +114,14 @@ def per_pair_table(ev: dict, data: ImputationData) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+def _path_counts(ev: dict, **keys) -> list[dict]:
+    """Rows {**keys, path, count}: how many pairs took each GSI path (none when GSI did not run)."""
+    if "gsi" not in ev["info"]:
+        return []
+    u, n = np.unique(ev["info"]["gsi"]["path"], return_counts=True)
+    return [{**keys, "path": str(p), "count": int(c)} for p, c in zip(u, n)]
+
+
 def _dataset(cfg: Config, model: str, observed_frac: float | None = None, pattern: str | None = None) -> ImputationData:
     return make_dataset(model, cfg.n_contexts, cfg.n_actions, cfg.n_features, rank_action=cfg.rank_action,
                         rank_context=cfg.rank_context, noise=cfg.noise, pattern=pattern or cfg.pattern,
@@ -161,10 +169,11 @@ def run(cfg: Config | None = None, data: ImputationData | None = None, progress:
     (``cfg.eval_mode``), and sweep the observed fraction on the ``gsi`` model. With ``data`` (a user
     table through :func:`.data.read_table`): score the estimators on it (``loo`` unless it carries truth).
 
-    Returns {"table": rows, "sweep": rows, "explorer": widget data, "summary": printed metrics}.
+    Returns {"table": rows, "sweep": rows, "gsi_paths": rows (model, [pattern, observed_frac,] path, count:
+    how many pairs took each GSI path), "explorer": widget data, "summary": printed metrics}.
     """
     cfg = cfg or Config()
-    table, sweep, summary = [], [], {}
+    table, sweep, summary, paths = [], [], {}, []
     explorer = None
     datasets = {"user": data} if data is not None else None
     if datasets is None:
@@ -178,6 +187,7 @@ def run(cfg: Config | None = None, data: ImputationData | None = None, progress:
             summary[model][name] = {k: s[k] for k in ("r2_median", "relative_mse") if k in s}
             if "cosine_mean" in s:
                 summary[model][name]["cosine_mean"] = s["cosine_mean"]
+        paths.extend(_path_counts(ev, model=model))
         if model == cfg.explorer_model or data is not None:
             explorer = explorer_data(d, ev)
     if data is None and cfg.sweep_fracs:
@@ -186,6 +196,7 @@ def run(cfg: Config | None = None, data: ImputationData | None = None, progress:
         for pat, frac in tqdm(grid, disable=not progress, desc="sparsity sweep"):
             d = _dataset(cfg, sweep_model, observed_frac=frac, pattern=pat)
             ev = evaluate(d, cfg, names=list(cfg.sweep_estimators))
+            paths.extend(_path_counts(ev, model=sweep_model, pattern=pat, observed_frac=frac))
             for name, s in ev["summary"].items():
                 sweep.append({"model": sweep_model, "pattern": pat, "observed_frac": frac,
                               "observed_total": round(d.observed_fraction(), 4), "estimator": name, **s})
@@ -197,4 +208,5 @@ def run(cfg: Config | None = None, data: ImputationData | None = None, progress:
         summary["claim"] = {
             "gsi_minus_best_si_r2_on_gsi_model": g["gsi"]["r2_median"] - max(g["si_a"]["r2_median"], g["si_c"]["r2_median"]),
         }
-    return {"config": dataclasses.asdict(cfg), "table": table, "sweep": sweep, "explorer": explorer, "summary": summary}
+    return {"config": dataclasses.asdict(cfg), "table": table, "sweep": sweep, "gsi_paths": paths, "explorer": explorer,
+            "summary": summary}
