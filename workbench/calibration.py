@@ -5,7 +5,15 @@ Inputs everywhere: ``conf`` (N,) stated confidences in [0, 1] and ``correct`` (N
 express their uncertainty?"), which the embodied-confidence paper (arXiv 2503.10628) reports:
 
 - ECE: expected calibration error over 10 equal-width bins by default (``strategy="uniform"``);
-  ``strategy="quantile"`` gives equal-mass bins. Bins are right-closed, the first one includes 0.
+  ``strategy="quantile"`` gives equal-mass bins. Bin edges follow netcal's ``ECE(10)``, which Xiong et
+  al.'s code calls (``bins_closed="left"``, default): bins ``[a, b)`` as numpy's histogram makes them,
+  the last one ``[a, 1]``, over the float edges ``np.linspace(0, 1, n_bins + 1)`` compared exactly.
+  The float edges matter on confidences stated in steps of 10%: ``linspace`` gives 0.30000000000000004,
+  0.6000000000000001 and 0.7000000000000001, so 0.3, 0.6 and 0.7 fall in the bin *below* (as in netcal)
+  while 0.1, 0.2, 0.4, 0.5, 0.8 and 0.9 open their own bin. ``bins_closed="right"`` gives bins
+  ``(a, b]`` with 0 in the first (this module's earlier convention, and scikit-learn's
+  ``calibration_curve``). On continuous confidences the two agree; on a 10% grid they can differ by
+  more than 0.1.
 - Brier: mean squared difference between confidence and outcome (same as scikit-learn's
   ``brier_score_loss``).
 - AUROC: area under the ROC curve of ``conf`` as a score for ``correct`` (scikit-learn).
@@ -16,8 +24,10 @@ express their uncertainty?"), which the embodied-confidence paper (arXiv 2503.10
   uses.
 
 AUROC and AP come from scikit-learn (well kept, and tied scores handled there); ECE and the reliability
-diagram are hand-written because scikit-learn's ``calibration_curve`` drops empty bins and does not
-return the counts ECE needs.
+diagram are hand-written because scikit-learn's ``calibration_curve`` drops empty bins, does not return
+the counts ECE needs and closes its bins on the right, and netcal (the calibration library Xiong et al.
+use) pulls gpytorch, pyro-ppl and tensorboard into the environment. Tests check the left-closed bins on
+every edge 0, 0.1, ..., 1 by hand and the right-closed ones against ``calibration_curve``.
 """
 from __future__ import annotations
 
@@ -26,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["ece", "brier", "auroc", "pr_p", "pr_n", "reliability_diagram", "calibration_summary"]
+__all__ = ["BINS_CLOSED", "ece", "brier", "auroc", "pr_p", "pr_n", "reliability_diagram", "calibration_summary"]
 
 
 def _check(conf: Sequence[float], correct: Sequence[int | bool]) -> tuple[np.ndarray, np.ndarray]:
@@ -47,10 +57,22 @@ def _check(conf: Sequence[float], correct: Sequence[int | bool]) -> tuple[np.nda
     return c, y.astype(int)
 
 
-def _bin_ids(c: np.ndarray, n_bins: int, strategy: str) -> tuple[np.ndarray, np.ndarray]:
-    """Bin index (N,) and edges (n_bins+1,) for confidences ``c``."""
+BINS_CLOSED = ("left", "right")
+
+
+def _bin_ids(c: np.ndarray, n_bins: int, strategy: str, closed: str = "left") -> tuple[np.ndarray, np.ndarray]:
+    """Bin index (N,) and edges (n_bins+1,) for confidences ``c`` (see the module docstring).
+
+    >>> [int(b) for b in _bin_ids(np.linspace(0, 10, 11).round() / 10, 10, "uniform")[0]]  # 0, 0.1, ..., 1
+    [0, 1, 2, 2, 4, 5, 5, 6, 8, 9, 9]
+    >>> [int(b) for b in _bin_ids(np.linspace(0, 10, 11).round() / 10, 10, "uniform", "right")[0]]
+    [0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    """
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    if closed not in BINS_CLOSED:
+        raise ValueError(f"bins_closed must be 'left' (netcal, [a, b)) or 'right' ((a, b], scikit-learn), "
+                         f"got {closed!r}")
     if strategy == "uniform":
         edges = np.linspace(0.0, 1.0, n_bins + 1)
     elif strategy == "quantile":
@@ -58,12 +80,15 @@ def _bin_ids(c: np.ndarray, n_bins: int, strategy: str) -> tuple[np.ndarray, np.
         edges[0], edges[-1] = 0.0, 1.0
     else:
         raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
-    # right-closed bins (a, b]; confidence 0 goes to the first bin
-    ids = np.clip(np.searchsorted(edges, c, side="left") - 1, 0, n_bins - 1)
-    return ids, edges
+    if closed == "left":  # [a, b): as numpy's histogramdd in netcal; 1.0 joins the last bin
+        ids = np.searchsorted(edges, c, side="right") - 1
+    else:  # (a, b]; confidence 0 joins the first bin
+        ids = np.searchsorted(edges, c, side="left") - 1
+    return np.clip(ids, 0, n_bins - 1), edges
 
 
-def reliability_diagram(conf, correct, n_bins: int = 10, strategy: str = "uniform") -> dict:
+def reliability_diagram(conf, correct, n_bins: int = 10, strategy: str = "uniform",
+                        bins_closed: str = "left") -> dict:
     """Per-bin mean confidence, accuracy and count (empty bins kept with ``None`` means).
 
     >>> d = reliability_diagram([0.05, 0.15, 0.95, 0.95], [0, 0, 1, 0], n_bins=10)
@@ -73,7 +98,7 @@ def reliability_diagram(conf, correct, n_bins: int = 10, strategy: str = "unifor
     (0.5, 0.95, None)
     """
     c, y = _check(conf, correct)
-    ids, edges = _bin_ids(c, n_bins, strategy)
+    ids, edges = _bin_ids(c, n_bins, strategy, bins_closed)
     count, acc, mc = [], [], []
     for b in range(n_bins):
         m = ids == b
@@ -82,19 +107,21 @@ def reliability_diagram(conf, correct, n_bins: int = 10, strategy: str = "unifor
         acc.append(float(y[m].mean()) if k else None)
         mc.append(float(c[m].mean()) if k else None)
     return {"edges": [float(e) for e in edges], "count": count, "accuracy": acc, "confidence": mc,
-            "strategy": strategy}
+            "strategy": strategy, "bins_closed": bins_closed}
 
 
-def ece(conf, correct, n_bins: int = 10, strategy: str = "uniform") -> float:
+def ece(conf, correct, n_bins: int = 10, strategy: str = "uniform", bins_closed: str = "left") -> float:
     """Expected calibration error: sum over bins of (bin size / N) * |accuracy - mean confidence|.
 
     >>> ece([0.9, 0.9, 0.9, 0.9], [1, 1, 1, 0])   # one bin: |0.75 - 0.9|
     0.15
     >>> round(ece([0.2, 0.8], [0, 1]), 10)          # two bins: (0.2 + 0.2) / 2
     0.2
+    >>> ece([0.8, 0.85], [1, 0]), ece([0.8, 0.85], [1, 0], bins_closed="right")  # [0.8, 0.9) vs (0.7, 0.8]
+    (0.325, 0.525)
     """
     c, y = _check(conf, correct)
-    d = reliability_diagram(c, y, n_bins, strategy)
+    d = reliability_diagram(c, y, n_bins, strategy, bins_closed)
     n = len(c)
     total = sum(k / n * abs(a - m) for k, a, m in zip(d["count"], d["accuracy"], d["confidence"]) if k)
     return float(round(total, 12))
@@ -163,7 +190,7 @@ def pr_n(conf, correct, convention: str = "xiong") -> float:
 
 
 def calibration_summary(conf, correct, n_bins: int = 10, strategy: str = "uniform",
-                        pr_convention: str = "xiong") -> dict:
+                        pr_convention: str = "xiong", bins_closed: str = "left") -> dict:
     """All metrics at once, plus n, accuracy and mean confidence (NaN where undefined).
 
     >>> s = calibration_summary([0.9, 0.8, 0.3, 0.1], [1, 1, 0, 0])
@@ -172,5 +199,5 @@ def calibration_summary(conf, correct, n_bins: int = 10, strategy: str = "unifor
     """
     c, y = _check(conf, correct)
     return {"n": int(len(c)), "accuracy": float(y.mean()), "mean_conf": float(c.mean()),
-            "ece": ece(c, y, n_bins, strategy), "brier": brier(c, y), "auroc": auroc(c, y),
+            "ece": ece(c, y, n_bins, strategy, bins_closed), "brier": brier(c, y), "auroc": auroc(c, y),
             "pr_p": pr_p(c, y, pr_convention), "pr_n": pr_n(c, y, pr_convention)}
