@@ -7,8 +7,9 @@ weights alike, so a different model saved into the same folder gets a different 
 hashed in full while the folder holds at most ``FULL_HASH_MAX_BYTES`` (2 GiB: a 500 MB safetensors
 file takes about a second); above that, each file over ``SAMPLE_FILE_BYTES`` gets a sampled digest
 (size, modification time, the safetensors header and ``SAMPLE_BLOCKS`` blocks spread over the file),
-which still changes whenever the file is rewritten. Digests are remembered per process by
-(path, size, mtime, ctime, inode), so reloading an unchanged model does not hash it again. A hub id
+which still changes whenever the file is rewritten. Digests of files over ``SAMPLE_FILE_BYTES`` are
+remembered per process by (path, size, mtime, ctime, inode), so reloading an unchanged model does not
+hash its weights again. A hub id
 is identified by the commit it resolved to; see each backend for the rest.
 """
 from __future__ import annotations
@@ -247,9 +248,12 @@ _memo_lock = threading.Lock()
 
 
 def _file_digest(path: Path, st: os.stat_result, sampled: bool) -> str:
+    # remembered for large files only: rewriting one takes far longer than a timestamp tick, so a
+    # rewritten file always shows a new (mtime, ctime); small files are cheap to hash every time
     memo_key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, sampled)
+    memo = st.st_size >= SAMPLE_FILE_BYTES
     with _memo_lock:
-        if memo_key in _digest_memo:
+        if memo and memo_key in _digest_memo:
             return _digest_memo[memo_key]
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -268,8 +272,9 @@ def _file_digest(path: Path, st: os.stat_result, sampled: bool) -> str:
                 f.seek(max(0, (st.st_size - SAMPLE_BLOCK_BYTES) * i // SAMPLE_BLOCKS))
                 h.update(f.read(SAMPLE_BLOCK_BYTES))
     out = ("sampled-" if sampled else "") + h.hexdigest()
-    with _memo_lock:
-        _digest_memo[memo_key] = out
+    if memo:
+        with _memo_lock:
+            _digest_memo[memo_key] = out
     return out
 
 
