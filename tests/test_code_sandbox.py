@@ -11,7 +11,6 @@ import os
 import pickle
 import pwd
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -135,6 +134,26 @@ def test_a_uid_is_reaped_before_it_is_used():
     finally:
         stray.kill()
         stray.wait()
+
+
+@needs_root
+def test_two_pools_never_share_a_uid():
+    """Two concurrent callers (threads here; the lock is an flock, so processes too) on a one-uid pool
+    take turns: their runs of that uid never overlap."""
+    import threading
+
+    one = SandboxLimits(**{**LIM.__dict__, "uid_base": LIM.uid_base + LIM.uid_count - 2, "uid_count": 1,
+                           "max_workers": 1})
+    code = "import os, time\nprint(os.getuid(), time.time())\ntime.sleep(0.4)\nprint(time.time())\n"
+    out = []
+    threads = [threading.Thread(target=lambda: out.extend(run_programs([(code, "")] * 2, one))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    spans = sorted((float(r.stdout.split()[1]), float(r.stdout.split()[2])) for r in out)
+    assert len(spans) == 4 and {int(r.stdout.split()[0]) for r in out} == {one.uid_base}
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
 
 
 @needs_root

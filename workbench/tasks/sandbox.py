@@ -50,7 +50,6 @@ LiveCodeBench's own harness recommends.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import random
