@@ -1,4 +1,4 @@
-"""``workbench list | run ID|all [-p NAME VALUE ...] [--out DIR] | report [DIR] | freeze NB | sweep | serve``"""
+"""``workbench list | run ID|all [-p NAME VALUE ...] [--out DIR [--force]] | report [DIR] | freeze NB | sweep | serve``"""
 from __future__ import annotations
 
 import argparse
@@ -28,11 +28,14 @@ def _cmd_run(a) -> int:
 
     try:
         if a.id == "all":
+            if a.force:
+                raise RunError("--force is for one run's --out; 'run all' makes a fresh folder per notebook")
             ids = [n["id"] for n in list_notebooks()]
             base = Path(a.out) if a.out else None
             results = run_many(ids, _params(a.param), base=base, timeout=a.timeout)
         else:
-            results = [run_notebook(a.id, _params(a.param), a.out, timeout=a.timeout, progress=not a.quiet)]
+            results = [run_notebook(a.id, _params(a.param), a.out, timeout=a.timeout, progress=not a.quiet,
+                                    force=a.force)]
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -50,13 +53,19 @@ def _cmd_run(a) -> int:
 
 
 def _cmd_report(a) -> int:
-    from .runs import collect_runs, format_table
+    from .runs import format_table, scan_runs
 
-    rows = collect_runs(a.dir)
+    if a.dir is not None and not Path(a.dir).is_dir():
+        print(f"error: {a.dir} is not a folder", file=sys.stderr)
+        return 2
+    rows, skipped = scan_runs(a.dir)
     if a.json:
         print(json.dumps(rows, indent=2))
     else:
         print(format_table(rows, max_metrics=a.metrics))
+    if skipped:  # after the table; on stderr under --json so that stdout stays one JSON document
+        lines = [f"skipped {len(skipped)} unusable file(s):"] + [f"  {s['path']}: {s['reason']}" for s in skipped]
+        print("\n".join(lines), file=sys.stderr if a.json else sys.stdout)
     if a.sweep:
         from .sweeps import sweep_report
 
@@ -114,12 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("id")
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="override a parameter of the notebook's parameters cell")
-    r.add_argument("--out", help="run folder (default runs/<id>/<timestamp>; for 'all': the base folder)")
+    r.add_argument("--out", help="run folder, new or empty (default runs/<id>/<timestamp>); for 'all': a base "
+                                 "folder, each notebook runs in a fresh <out>/<id>/<timestamp>")
+    r.add_argument("--force", action="store_true",
+                   help="--out is an earlier run folder: delete its contents, then run there")
     r.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     r.add_argument("--summary", action="store_true", help="print the table of runs at the end")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_run)
-    rep = sub.add_parser("report", help="table of the runs under DIR (default ./runs)")
+    rep = sub.add_parser("report", help="table of the runs under DIR (default ./runs); files that cannot be "
+                                        "read are skipped and listed after it")
     rep.add_argument("dir", nargs="?", default=None)
     rep.add_argument("--json", action="store_true")
     rep.add_argument("--metrics", type=int, default=4, help="metrics shown per run")
