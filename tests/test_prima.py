@@ -312,6 +312,7 @@ def test_ss_matches_sentence_transformers_directly():
     assert got[2] < got[1] < got[0]  # unrelated < near-paraphrase < same text up to case
     tm = text_metrics(preds, trues, ["a", "a", "b", "b"])
     assert abs(tm["ss"] - float(np.mean(got))) < 1e-12
+    assert abs(tm["ss_se"] - float(np.std(got, ddof=1) / 2)) < 1e-12  # 4 items
     assert tm["per_category"]["b"]["siou"] == np.mean([0.0, 0.0])
     with pytest.raises(ValueError, match="one true text"):
         sentence_similarity(["a"], [])

@@ -116,7 +116,7 @@ def run(cfg: Config | None = None, *, progress: bool = True) -> dict:
             tm = text_metrics([p["answer"] for p in ev["predictions"]],
                               [vocab.decode(vocab.encode(it.answer)) for it in test_items],
                               [it.category for it in test_items])
-            ev["metrics"]["overall"].update(ss=tm["ss"], siou=tm["siou"])
+            ev["metrics"]["overall"].update(ss=tm["ss"], siou=tm["siou"], ss_se=tm["ss_se"], siou_se=tm["siou_se"])
             for c, m in tm["per_category"].items():
                 ev["metrics"]["per_category"][c].update(m)
             for row, a, b in zip(ev["metrics"]["per_item"], tm["per_item"]["ss"], tm["per_item"]["siou"]):
@@ -131,7 +131,7 @@ def run(cfg: Config | None = None, *, progress: bool = True) -> dict:
         for v, r in variants.items():
             m = r["metrics"]
             summary[v] = {"giou": m["giou"], "ciou": m["ciou"], "miou": m["miou"], "recall": m["recall"],
-                          "ss": m["ss"], "siou": m["siou"],
+                          "ss": m["ss"], "ss_se": m["ss_se"], "siou": m["siou"], "siou_se": m["siou_se"],
                           "answer_acc": m["answer_acc"], "seg_count_acc": m["seg_count_acc"],
                           "teacher_forced_giou": m["teacher_forced_giou"],
                           "mflops_per_sample": r["flops"]["per_sample"] / 1e6,

@@ -152,12 +152,16 @@ def sentence_similarity(preds, trues) -> np.ndarray:
 
 
 def text_metrics(preds, trues, categories=None) -> dict:
-    """PRIMA's SS and SIoU of predicted vs true texts: ``{"ss", "siou", "per_item": {"ss", "siou"},
+    """PRIMA's SS and SIoU of predicted vs true texts: ``{"ss", "siou", "ss_se", "siou_se", "per_item": {"ss", "siou"},
     "per_category": {cat: {"ss", "siou"}}}`` (means over items; per category when ``categories`` is given)."""
     preds, trues = list(preds), list(trues)
     ss = sentence_similarity(preds, trues)
     si = np.array([word_iou(p, t) for p, t in zip(preds, trues)])
+    def se(x):  # standard error of the mean over items
+        return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
     out = {"ss": float(ss.mean()) if len(ss) else float("nan"), "siou": float(si.mean()) if len(si) else float("nan"),
+           "ss_se": se(ss), "siou_se": se(si),
            "per_item": {"ss": ss.tolist(), "siou": si.tolist()}, "per_category": {}}
     if categories is not None:
         categories = list(categories)
