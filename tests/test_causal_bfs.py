@@ -143,6 +143,10 @@ def test_run_config_errors():
         cb.run(cb.Config(methods=("bfs", "magic")), llm=_llm(["x"]))
     with pytest.raises(ValueError, match="no variable descriptions"):
         cb.run(cb.Config(datasets=("alarm",)), llm=_llm(["x"]))
+    with pytest.raises(ValueError, match="column_order must be one of"):
+        cb.run(cb.Config(column_order="sorted"), llm=_llm(["x"]))
+    with pytest.raises(ValueError, match="ges_score must be one of"):
+        cb.run(cb.Config(ges_score="bdeu"), llm=_llm(["x"]))
     with pytest.raises(ValueError, match="prompt_style"):
         cb.bfs_discover(_llm(["x"]), cb.load_problem("asia"), P, 0, style="fancy")
 

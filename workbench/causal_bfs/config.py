@@ -38,5 +38,9 @@ class Config:
     """std of Gaussian noise added to the integer-coded data before PC/GES (as the reference)"""
     pc_alpha: float = 0.05
     """significance level of PC's Fisher-z tests (causal-learn default)"""
+    column_order: str = "bnlearn"
+    """column order of the sampled data that PC/GES see (PC's orientations depend on it): 'bnlearn' = the reference's (bnlearn builds the network from the .bif edge list, so its pgmpy samples have columns in first-appearance order), 'file' = .bif declaration order, 'topological'"""
+    ges_score: str = "reference"
+    """'reference': causal-learn 0.1.3.7's BIC as the reference ran it (twice the standard penalty, at most n/2 parents: lambda_value=1.0, maxP=n/2); 'library': the installed causal-learn's default (standard BIC, up to n parents)"""
     scaling_networks: tuple[str, ...] = ("asia", "sachs", "child", "insurance", "alarm", "hepar2")
     """networks for the query-count scaling curve (answered by a perfect expert that reads the true graph)"""

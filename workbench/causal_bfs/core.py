@@ -7,11 +7,11 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..graphs import edge_metrics, load_bnlearn, sample_bayesnet
+from ..graphs import COLUMN_ORDERS, edge_metrics, load_bnlearn, sample_bayesnet
 from ..llm import SamplingParams, load_llm
 from ..seeding import derive_seed
 from . import prompts as P
-from .baselines import run_ges, run_pc
+from .baselines import GES_SCORES, run_ges, run_pc
 from .config import Config
 from .discovery import bfs_discover, pairwise_discover, perfect_expert
 
@@ -30,6 +30,10 @@ def _check(cfg: Config) -> None:
         raise ValueError("nhd_nodes must be 'all' or 'predicted'")
     if cfg.n_samples < 2:
         raise ValueError("n_samples must be >= 2")
+    if cfg.column_order not in COLUMN_ORDERS:
+        raise ValueError(f"column_order must be one of {COLUMN_ORDERS}, got {cfg.column_order!r}")
+    if cfg.ges_score not in GES_SCORES:
+        raise ValueError(f"ges_score must be one of {GES_SCORES}, got {cfg.ges_score!r}")
 
 
 def query_scaling(networks, seed: int = 0, progress: bool = False) -> list[dict]:
@@ -74,7 +78,7 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
         bar.set_postfix_str(f"{name}/{method}")
         if name not in out["datasets"]:
             net = load_bnlearn(name)
-            df = sample_bayesnet(net, cfg.n_samples, derive_seed(cfg.seed, "data", name))
+            df = sample_bayesnet(net, cfg.n_samples, derive_seed(cfg.seed, "data", name), columns=cfg.column_order)
             corr = df.corr().fillna(0.0)  # a constant column has no correlation: shown as 0.00
             out["datasets"][name] = {"nodes": net.nodes, "true_edges": [list(e) for e in net.edges],
                                      "n_samples": cfg.n_samples, "methods": {}, "skipped": {},
@@ -97,7 +101,7 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
         elif method == "pc":
             res = run_pc(df, alpha=cfg.pc_alpha, jitter=cfg.jitter, seed=seed)
         else:
-            res = run_ges(df, jitter=cfg.jitter, seed=seed)
+            res = run_ges(df, jitter=cfg.jitter, seed=seed, score=cfg.ges_score)
         res["seconds"] = time.perf_counter() - t0  # wall time: informative only, never in the summary
         res["metrics"] = edge_metrics([tuple(e) for e in ds["true_edges"]],
                                       [tuple(e) for e in res["edges"]], ds["nodes"], nhd_nodes=cfg.nhd_nodes)

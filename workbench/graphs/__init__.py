@@ -6,11 +6,11 @@
 - :mod:`.metrics`: precision / recall / F1 over directed edges, SHD, NHD, reference NHD, ratio, DAG check,
   edge classification (correct / extra / missing / reversed), reachability.
 """
-from .io import (BayesNet, adjacency, available_networks, causallearn_to_edges, edges_of, from_dict,
-                 graph_from_edges, load_bnlearn, to_dict)
+from .io import (COLUMN_ORDERS, BayesNet, adjacency, available_networks, causallearn_to_edges, edges_of,
+                 from_dict, graph_from_edges, load_bnlearn, to_dict)
 from .metrics import (classify_edges, edge_metrics, is_dag, reachability, shd, would_create_cycle)
 from .sampling import sample_bayesnet, sample_linear_gaussian
 
-__all__ = ["BayesNet", "adjacency", "available_networks", "causallearn_to_edges", "edges_of", "from_dict",
-           "graph_from_edges", "load_bnlearn", "to_dict", "classify_edges", "edge_metrics", "is_dag",
+__all__ = ["COLUMN_ORDERS", "BayesNet", "adjacency", "available_networks", "causallearn_to_edges", "edges_of",
+           "from_dict", "graph_from_edges", "load_bnlearn", "to_dict", "classify_edges", "edge_metrics", "is_dag",
            "reachability", "shd", "would_create_cycle", "sample_bayesnet", "sample_linear_gaussian"]

@@ -19,6 +19,7 @@ import networkx as nx
 import numpy as np
 
 Edge = tuple[str, str]
+COLUMN_ORDERS = ("bnlearn", "file", "topological")
 
 
 def _example_dir() -> Path:
@@ -41,6 +42,12 @@ class BayesNet:
 
     ``nodes`` is a topological order. ``cpts[v]`` has shape ``(card[v], card[p1], ..., card[pk])`` for
     ``parents[v] == [p1, ..., pk]``: ``cpts[v][s, a1, ..., ak] = P(v = s | p1 = a1, ..., pk = ak)``.
+    ``file_order`` is the order the variables are declared in the ``.bif`` file; ``bnlearn_order`` the
+    order in which they first appear in the file's parent -> child edge list (probability blocks in file
+    order, parents as listed), then any variable in no edge: the node order of the network that the
+    ``bnlearn`` package builds (``BayesianNetwork(BIFReader.variable_edges)``), hence the column order of
+    data sampled from it with pgmpy, as in the causal-llm-bfs reference code. Empty means unknown (then
+    ``nodes`` is used).
     """
 
     name: str
@@ -48,6 +55,8 @@ class BayesNet:
     parents: dict[str, list[str]]
     cpts: dict[str, np.ndarray]
     states: dict[str, list[str]] = field(default_factory=dict)
+    file_order: list[str] = field(default_factory=list)
+    bnlearn_order: list[str] = field(default_factory=list)
 
     @property
     def edges(self) -> list[Edge]:
@@ -59,6 +68,31 @@ class BayesNet:
 
     def card(self, v: str) -> int:
         return int(self.cpts[v].shape[0])
+
+    def column_order(self, order: str | Sequence[str] = "bnlearn") -> list[str]:
+        """Resolve a column order: ``"bnlearn"`` (see the class docstring: what the reference code's data
+        has), ``"file"`` (the ``.bif`` declaration order), ``"topological"`` (``nodes``) or an explicit
+        permutation of the node names.
+
+        Constraint-based learners such as PC orient edges differently under different column orders of
+        the same data, so the order is a parameter wherever data is handed to them.
+        """
+        if isinstance(order, str):
+            if order == "bnlearn":
+                return list(self.bnlearn_order or self.nodes)
+            if order == "file":
+                return list(self.file_order or self.nodes)
+            if order == "topological":
+                return list(self.nodes)
+            raise ValueError(f"column order must be one of {COLUMN_ORDERS} or a list of the node names, "
+                             f"got {order!r}")
+        order = [str(v) for v in order]
+        if sorted(order) != sorted(self.nodes):
+            missing, extra = set(self.nodes) - set(order), set(order) - set(self.nodes)
+            raise ValueError(f"column order must list each node of {self.name!r} once "
+                             f"(missing {sorted(missing)}, unknown {sorted(extra)}, {len(order)} names for "
+                             f"{len(self.nodes)} nodes)")
+        return order
 
 
 def _cache_dir() -> Path:
@@ -74,8 +108,14 @@ def _parse_bif(path: Path) -> BayesNet:
     from pgmpy.readwrite import BIFReader  # heavy import (~5-25 s on a shared 2-core CPU), kept lazy
 
     with gzip.open(path, "rt") as f:
-        model = BIFReader(string=f.read()).get_model()
+        reader = BIFReader(string=f.read())
+    model = reader.get_model()
     name = path.name[: -len(".bif.gz")]
+    file_order = [str(v) for v in reader.variable_names]  # declaration order
+    bnlearn_order: list[str] = []  # first appearance in the edge list, then the variables in no edge
+    for v in [x for e in reader.variable_edges for x in e] + file_order:
+        if str(v) not in bnlearn_order:
+            bnlearn_order.append(str(v))
     g = nx.DiGraph()
     g.add_nodes_from(model.nodes())
     g.add_edges_from(model.edges())
@@ -87,7 +127,8 @@ def _parse_bif(path: Path) -> BayesNet:
         parents[v] = list(cpd.variables[1:])
         cpts[v] = np.asarray(cpd.values, dtype=float).reshape(card)  # (card[v], card[ev0], ...)
         states[v] = [str(s) for s in cpd.state_names[v]]
-    return BayesNet(name=name, nodes=order, parents=parents, cpts=cpts, states=states)
+    return BayesNet(name=name, nodes=order, parents=parents, cpts=cpts, states=states, file_order=file_order,
+                    bnlearn_order=bnlearn_order)
 
 
 @functools.lru_cache(maxsize=32)
@@ -96,20 +137,22 @@ def load_bnlearn(name: str, *, use_cache: bool = True) -> BayesNet:
 
     The ``.bif.gz`` file is parsed with pgmpy's ``BIFReader`` (slow: ~1-8 s per network plus pgmpy's
     import); the parsed arrays are kept in a JSON cache under ``$WORKBENCH_CACHE_DIR/bnlearn`` (or the
-    user cache dir) keyed by the file's SHA-256, so a changed pgmpy file is re-parsed. Node order is a
-    topological order (ties broken by the file's order), so it is stable.
+    user cache dir) keyed by the file's SHA-256, so a changed pgmpy file is re-parsed. ``nodes`` is a
+    topological order (ties broken by the file's order), so it is stable; ``file_order`` and
+    ``bnlearn_order`` keep the file's declaration and edge-list orders (see :meth:`BayesNet.column_order`).
     """
     name = name.lower()
     path = _example_dir() / f"{name}.bif.gz"
     if not path.exists():
         raise ValueError(f"unknown bnlearn network {name!r}; pgmpy ships: {', '.join(available_networks())}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    cpath = _cache_dir() / f"{name}-{digest}.json"
+    cpath = _cache_dir() / f"{name}-{digest}.v2.json"  # v2: holds file_order and bnlearn_order
     if use_cache and cpath.exists():
         try:
             d = json.loads(cpath.read_text())
             return BayesNet(name=d["name"], nodes=d["nodes"], parents=d["parents"],
-                            cpts={k: np.asarray(v, dtype=float) for k, v in d["cpts"].items()}, states=d["states"])
+                            cpts={k: np.asarray(v, dtype=float) for k, v in d["cpts"].items()}, states=d["states"],
+                            file_order=d["file_order"], bnlearn_order=d["bnlearn_order"])
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache entry: parse again below and overwrite it
     net = _parse_bif(path)
@@ -119,7 +162,8 @@ def load_bnlearn(name: str, *, use_cache: bool = True) -> BayesNet:
             tmp = cpath.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps({"name": net.name, "nodes": net.nodes, "parents": net.parents,
                                        "cpts": {k: v.tolist() for k, v in net.cpts.items()},
-                                       "states": net.states}))
+                                       "states": net.states, "file_order": net.file_order,
+                                       "bnlearn_order": net.bnlearn_order}))
             os.replace(tmp, cpath)
         except OSError:
             pass  # a read-only cache dir only costs the parse next time

@@ -17,10 +17,20 @@ from ..seeding import make_rng
 from .io import BayesNet
 
 
-def sample_bayesnet(net: BayesNet, n: int, seed: int | None = 0) -> pd.DataFrame:
-    """Draw ``n`` i.i.d. rows from ``net`` by ancestral sampling. Returns ``(n, len(nodes))`` int codes."""
+def sample_bayesnet(net: BayesNet, n: int, seed: int | None = 0, *,
+                    columns: str | Sequence[str] = "bnlearn") -> pd.DataFrame:
+    """Draw ``n`` i.i.d. rows from ``net`` by ancestral sampling. Returns ``(n, len(nodes))`` int codes.
+
+    ``columns`` orders the columns (see :meth:`BayesNet.column_order`): ``"bnlearn"`` (default: the
+    order of data that the ``bnlearn`` package samples from the ``.bif`` file with pgmpy, as the
+    causal-llm-bfs reference code does), ``"file"`` (declaration order), ``"topological"`` or an
+    explicit permutation. The values do not depend on it: sampling always runs in topological order with
+    the same draws, only the columns are laid out differently. Column order matters to PC (its edge
+    orientations depend on it).
+    """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    cols = net.column_order(columns)
     rng = make_rng(seed, "bayesnet", net.name)
     data: dict[str, np.ndarray] = {}
     for v in net.nodes:  # topological order
@@ -33,7 +43,7 @@ def sample_bayesnet(net: BayesNet, n: int, seed: int | None = 0) -> pd.DataFrame
         cum = np.cumsum(probs, axis=1)  # (n, card_v)
         u = rng.random(n)[:, None] * cum[:, -1:]
         data[v] = np.minimum((u >= cum).sum(axis=1), cpt.shape[0] - 1)
-    return pd.DataFrame({v: data[v] for v in net.nodes})
+    return pd.DataFrame({v: data[v] for v in cols})
 
 
 def sample_linear_gaussian(graph: nx.DiGraph, n: int, seed: int | None = 0, *, weights: dict | None = None,
