@@ -71,6 +71,30 @@ def main(n: int = 200, features: int = 100, observed: float = 0.2, subset: int =
     return rows
 
 
+def gsi_grid(noise: float = 0.0, features=(10, 15, 30, 40, 50), models=("si_action", "si_context", "gsi", "cp"),
+             pattern: str = "block", observed: float = 0.3, mode: str = "heldout", **cfg_kw) -> list[dict]:
+    """Median per-pair R^2 of SI-A, SI-C and GSI (notebook Config defaults: 30 x 30, rank 2 + 2) per
+    generator and feature count, with GSI's fallback count and (where recorded) its path counts. The
+    accuracy table of the closing note: ``python benchmarks/causal_imputation.py --gsi-grid [--noise 0.1]
+    [--pattern full --mode loo]``."""
+    from workbench.causal_imputation import Config, evaluate
+    from workbench.causal_imputation.core import _dataset
+
+    rows = []
+    for F in features:
+        for model in models:
+            cfg = Config(n_features=F, noise=noise, pattern=pattern, observed_frac=observed, eval_mode=mode, **cfg_kw)
+            ev = evaluate(_dataset(cfg, model), cfg, names=["si_a", "si_c", "gsi"])
+            info = ev["info"]["gsi"]
+            row = {"model": model, "F": F, **{n: round(ev["summary"][n]["r2_median"], 3) for n in ("si_a", "si_c", "gsi")},
+                   "gsi_fallbacks": int((info["fallback"] != "none").sum()), "pairs": len(info["fallback"])}
+            if "path" in info:
+                u, c = np.unique(info["path"], return_counts=True)
+                row["paths"] = {str(k): int(v) for k, v in zip(u, c)}
+            rows.append(row)
+    return rows
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200)
@@ -78,6 +102,15 @@ if __name__ == "__main__":
     ap.add_argument("--observed", type=float, default=0.2)
     ap.add_argument("--subset", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--gsi-grid", action="store_true", help="GSI accuracy per generator and F instead of timings")
+    ap.add_argument("--noise", type=float, default=0.0)
+    ap.add_argument("--pattern", default="block")
+    ap.add_argument("--mode", default="heldout")
+    ap.add_argument("--grid-observed", type=float, default=0.3)
     a = ap.parse_args()
+    if a.gsi_grid:
+        for r in gsi_grid(a.noise, pattern=a.pattern, observed=a.grid_observed, mode=a.mode):
+            print(r)
+        raise SystemExit
     for r in main(a.n, a.features, a.observed, a.subset, a.seed):
         print(f"{r['figure']:<55} {r['value']:>12} {r['unit']}")

@@ -8,7 +8,7 @@ import dataclasses
 class Config:
     seed: int = 0
     """seed of the experiment (data, masks, PARAFAC initialisation)"""
-    models: tuple[str, ...] = ("si_action", "si_context", "gsi")
+    models: tuple[str, ...] = ("si_action", "si_context", "gsi", "cp")
     """latent factor models to generate data from (see generators.MODELS)"""
     n_contexts: int = 30
     """number of contexts (e.g. cell types)"""
@@ -46,12 +46,16 @@ class Config:
     gsi_max_donor_contexts: int = 10
     """GSI: at most this many donor contexts (first by label) -- reconstruction"""
     gsi_energy: float = 0.99
-    """GSI: energy fraction defining the span of the feature slices (1.0 = numerical rank) -- reconstruction"""
+    """GSI: energy fraction defining the span of the feature slices where their spectrum has no exact gap
+    (noisy data; 1.0 = numerical rank, which on noisy data leaves no complement and falls back to SI-A); an
+    exact gap (singular values below rcond times the largest, noise-free data) sets the rank whatever this
+    is, so noise-free identified pairs stay exact -- reconstruction"""
     gsi_ranks: tuple[int, int] | None = None
     """GSI: known latent ranks (r, s) instead of the energy rule -- reconstruction"""
     gsi_min_leverage: float = 0.02
-    """GSI: fall back to SI-A when the target's leverage on the estimated null space is below this
-    (caps the weights' squared norm at 1/leverage - 1) -- reconstruction"""
+    """GSI: a side (null space estimate or exact relation) whose target leverage is at most this is not used,
+    and the pair falls back to SI-A when no path is left (caps the weights' squared norm at 1/leverage - 1)
+    -- reconstruction"""
     gsi_tol: float = 1e-6
     """GSI: relative spectral tolerance: singular values up to this times the largest count as zero in the
     exact one-sided relations, and the partial trace's normalised eigenvalues must lie this close to 0 or 1

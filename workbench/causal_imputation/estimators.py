@@ -29,19 +29,43 @@ for the sum model ``Y[c, a] = U_c v_a + W_a z_c`` (SI-A's model plus SI-C's mode
 
     Y^[c, a] = sum_j b_j Y[c, j] + sum_i g_i Y[i, a] - sum_ij g_i b_j Y[i, j]
 
-over donor actions J and donor contexts I (SI-A's donor search with its training contexts as I). It is
-exact whenever y = (1, -b) over {a} u J is orthogonal to the action factors (V_Q^T y = 0) and
-x = (1, -g) over {c} u I is orthogonal to the context factors (x^T Z_R = 0): then x^T Y_f y = 0 for
-every feature f. Both null spaces are identified from fully measured blocks: the feature slices
-Y_f of the block I x ({a} u J) span S = {P V^T + Z Q^T}, whose orthogonal complement is
-null(Z^T) (x) null(V^T); the partial trace over contexts of the projector onto that complement is
-(|I| - s) times the projector onto null(V^T), so its leading eigenvectors give null(V^T) (and the same
-over actions of the block ({c} u I) x J gives null(Z^T)). b and g are the minimum-norm weights with
-unit coefficient on the target. The dimension of S is the numerical rank (``gsi_energy = 1``), the
-energy-fraction rank, or |rows| r + |cols| s - r s from given ``gsi_ranks``. Under SI-A's model this
-reduces to g = 0 (SI-A's prediction without intercept); under SI-C's to b = 0. Where the blocks are
-too small (S fills the block, or the target's leverage on the null space is below ``min_leverage``,
-i.e. its weights would be huge), GSI falls back to SI-A for that pair (reported in ``fallback``).
+over donor actions J and donor contexts I (SI-A's donor search with its training contexts as I). With
+x = (1, -g) over R = {c} u I and y = (1, -b) over Q = {a} u J, the error of this estimator is exactly
+x^T Y_f y for every feature f (Y_f the R x Q block of feature f), so it is exact whenever that bilinear
+form vanishes. Under the sum model that holds when V_Q^T y = 0 and x^T Z_R = 0. Two special cases need
+no second side: if y is an exact relation among the columns on the donor contexts (sum_q y_q Y[i, q] = 0
+for every i in I and f: SI-A's model, any CP tensor), the g-term is a combination of zero residuals and
+g = 0 is exact; the same with the roles swapped. Each pair takes the first path that applies, recorded
+in ``info["path"]`` (``GSI_PATHS``):
+
+- ``si_a_exact`` / ``si_c_exact``: SI-A (SI-C), run with its own donor search, fits its training rows
+  exactly (relative residual <= ``tol``, more rows than coefficients): GSI returns its prediction, so
+  GSI recovers whatever SI-A or SI-C recovers from an overdetermined fit.
+- ``exact_a`` / ``exact_c``: an exact one-sided relation inside GSI's block (numerical null space of the
+  stacked (rows x features, columns) matrix, singular values <= ``tol`` times the largest); the other
+  side's weights are 0.
+- ``two_sided``: both null spaces identified from fully measured blocks. The feature slices Y_f of the
+  block I x Q span S = {P V^T + Z Q^T} (dimension |I| r + |Q| s - r s when the features fill it); the
+  orthogonal complement is null(Z^T) (x) null(V^T), and the partial trace over contexts of the projector
+  onto it is (|I| - s) times the projector onto null(V^T) (the same over actions of the block R x J gives
+  null(Z^T)). The eigenvalues of the partial trace divided by the largest are therefore 0 or 1 exactly
+  when the block identifies null(V^T); the eigenspace above 1/2 is used, and the pair counts as exact
+  only if every normalised eigenvalue lies within ``tol`` of 0 or 1. b and g are the minimum-norm
+  weights with unit coefficient on the target. dim S is the numerical rank where the singular values
+  of the slices show an exact gap (below ``rcond`` times the largest), otherwise (noise fills the
+  spectrum) the energy-fraction rank (``energy``), or |rows| r + |cols| s - r s from given ``ranks``.
+- ``two_sided_small_block``: the same, with one side (or both) taken from a smaller block (the first
+  m' donor contexts and k' donor actions, largest first). With few features the slices of the whole
+  block cannot fill S (F < m r + (k+1) s - r s) and the spectrum is not two-valued (rank deficiency);
+  a smaller block's slices can. Only exact (two-valued, gapped) smaller blocks are kept.
+- ``two_sided_inexact``: the two-sided estimate from a spectrum that is not two-valued (noise, an
+  energy cut, or a rank-deficient block with no exact smaller block); an approximation.
+- ``fallback_si_a``: no path (blocks too small, S fills the block, both sides trivial -- every direction
+  kept, which would predict 0 --, or the target's leverage on the null space below ``min_leverage``,
+  i.e. its weights would be huge): SI-A's prediction (``fallback`` says ``si_a`` or ``si_a:<SI-A's own
+  fallback>``).
+
+Under SI-A's model this reduces to SI-A (with or without intercept); under SI-C's to SI-C.
 
 Baselines: mean over actions (the context's mean), mean over contexts (the action's mean), two-way
 mean (``"average"``: the average of the two, as in the public code; ``"additive"``: context mean +

@@ -10,7 +10,8 @@ Models (``Y[c, a]`` is the F-vector of outcomes of action a in context c):
 - ``gsi`` (reconstruction of the richer model; see :mod:`.estimators`): the sum
   ``Y[c, a] = U_c v_a + W_a z_c``, the smallest model that contains both SI models. SI-A and SI-C are
   both misspecified on it once F * s (resp. F * r) exceeds the number of donors.
-- ``cp``: a rank-k CP tensor ``Y[c, a, f] = sum_k p_ck q_ak w_fk`` (what PARAFAC completion assumes).
+- ``cp``: a rank-k CP tensor ``Y[c, a, f] = sum_k p_ck q_ak w_fk`` with k = ``rank_action`` (what PARAFAC
+  completion assumes; both an SI-A and an SI-C model, with every feature slice of rank k).
 - ``additive``: ``Y[c, a] = m_c + n_a`` (what the two-way and fixed-effect baselines assume).
 
 Each part is scaled so that its entries have unit variance; ``noise`` adds i.i.d. Gaussian noise of that
