@@ -295,3 +295,33 @@ def test_sweep_resumes_only_identical_points(nbs, tmp_path, capsys):
     assert not sweeps.resumable(d, params, runs.notebook_sha256("tiny"))[0]
     (d / "results.json").write_text("[]")
     assert sweeps.resumable(d, params, sha) == (False, "results.json missing or unreadable")
+
+
+def test_ray_executor_updates_sweep_json_per_point(nbs, tmp_path, monkeypatch):
+    """The Ray path reports each finished point through the same callback (a stand-in ray module that
+    runs tasks in-process; the real Ray run is tests/test_sweeps.py)."""
+    import sys
+    import types
+
+    seen = []
+
+    class Ref:
+        def __init__(self, value):
+            self.value = value
+
+    fake = types.SimpleNamespace(
+        init=lambda **kw: None, shutdown=lambda: None, cluster_resources=lambda: {"CPU": 2},
+        remote=lambda **opts: (lambda f: types.SimpleNamespace(remote=lambda *a: Ref(f(*a)))),
+        wait=lambda pending, num_returns=1: (pending[:1], pending[1:]),
+        get=lambda ref: ref.value)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+
+    def point(nb_id, params, out, timeout):
+        seen.append(json.loads((tmp_path / "sw" / "sweep.json").read_text()))
+        return {"dir": out, "status": "ok", "error": None, "wall_time_s": 0.1}
+
+    monkeypatch.setattr(sweeps, "_run_point", point)
+    rec = sweeps.sweep("tiny", {"x": ["1", "2"]}, executor="ray", out=tmp_path / "sw")
+    assert [p["status"] for p in rec["points"]] == ["ok", "ok"] and rec["finished"] is True
+    # sweep.json was on disk, all points pending, before the first point ran
+    assert [p["status"] for p in seen[0]["points"]] == ["pending", "pending"]
