@@ -246,7 +246,9 @@ def parse_llm_action(text: str, names: list[str], setting: str) -> Action:
                 hyp[names.index(a), names.index(b)] = 1
             how["hypothesis"] = "edges"
     idx = {x.lower(): i for i, x in enumerate(names)}
-    m = re.search(r"intervention\s*[:=]\s*\**\s*([A-Za-z]+\d*)", text, re.I) or \
+    # ``\s*(?:\*+\s*)?`` where the pattern had ``\s*\**\s*``: the same matches, without trying every split
+    # of a run of spaces between two adjacent ``\s*`` (quadratic)
+    m = re.search(r"intervention\s*[:=]\s*(?:\*+\s*)?([A-Za-z]+\d*)", text, re.I) or \
         re.search(r"interven\w*\s+(?:on\s+)?(?:molecule\s+|person\s+)?([A-Za-z]+\d*)", text, re.I)
     inter = idx.get(m.group(1).lower()) if m else None
     how["intervention"] = "found" if inter is not None else "missing"

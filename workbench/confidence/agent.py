@@ -126,8 +126,10 @@ def parse_skill(text: str, skills=SKILLS) -> str | None:
         if hits:
             return min(hits)[2]
         num = re.match(r"\s*(\d+)\b", chunk)
-        if num and 1 <= int(num.group(1)) <= len(skills):
-            return skills[int(num.group(1)) - 1]
+        # a menu number; a run of digits too long for int() (4300-digit limit) is no menu number
+        digits = num.group(1).lstrip("0") or "0" if num else ""
+        if num and len(digits) <= 18 and 1 <= int(digits) <= len(skills):
+            return skills[int(digits) - 1]
     return None
 
 

@@ -107,12 +107,19 @@ _WORDS = [  # longest phrases first; values are our reading of verbal confidence
 _NUM = r"(\d+(?:\.\d+)?)"
 
 
+# (?<!\d): a match never starts inside a run of digits. The leftmost match of these patterns starts
+# where its run of digits starts anyway (nothing after the number looks back), so the result is the
+# same, but without it every digit of a long run was tried as a start (quadratic time).
+_PERCENT = re.compile(r"(?<!\d)" + _NUM + r"\s*%")
+_FRACTION = re.compile(r"(?<!\d)" + _NUM + r"\s*(?:/|out of)\s*" + _NUM)
+
+
 def _number_conf(s: str) -> float | None:
-    m = re.search(_NUM + r"\s*%", s)
+    m = _PERCENT.search(s)
     if m:
         v = float(m.group(1)) / 100
         return v if 0 <= v <= 1 else None
-    m = re.search(_NUM + r"\s*(?:/|out of)\s*" + _NUM, s)
+    m = _FRACTION.search(s)
     if m:
         a, b = float(m.group(1)), float(m.group(2))
         return a / b if b > 0 and 0 <= a <= b else None
@@ -164,12 +171,60 @@ def parse_top_k(text: str) -> list[tuple[str, float | None]]:
     [('yes', 0.7), ('no', 0.3)]
     """
     out = []
-    for m in re.finditer(r"g\d\s*[:.)]\s*(.*?)\s*(?:p\d\s*[:=]\s*([^\n]*?))?\s*(?=\n|g\d\s*[:.)]|$)", text, re.I):
-        guess = m.group(1).strip().rstrip(",;")
-        prob = _number_conf(m.group(2)) if m.group(2) else None
+    for g1, g2 in _top_k_groups(text or ""):
+        guess = g1.strip().rstrip(",;")
+        prob = _number_conf(g2) if g2 else None
         if guess:
             out.append((guess, prob))
     return out
+
+
+_GUESS_HEAD = re.compile(r"g\d\s*[:.)]", re.I)
+_PROB_HEAD = re.compile(r"p\d\s*[:=]", re.I)
+_WS = re.compile(r"\s*")
+
+
+def _top_k_groups(text: str) -> list[tuple[str, str | None]]:
+    """The groups of ``re.finditer(r"g\\d\\s*[:.)]\\s*(.*?)\\s*(?:p\\d\\s*[:=]\\s*([^\\n]*?))?\\s*(?=\\n|g\\d\\s*[:.)]|$)",
+    text, re.I)``, found by scanning in linear time (the regex tried every split of the whitespace after
+    each extension of its lazy groups: cubic in a run of spaces).
+
+    Written by hand because Python's ``re`` (before 3.11) has no atomic groups. For a lazy group ending
+    at x, the regex's next steps are: the whitespace run from x ends at a; a "P1:" there starts the
+    probability; else the match ends at a if a guess head "G2:" or the end of the text is there; else
+    at the last newline of that run. Inside a run of whitespace that answer does not change, so runs
+    are skipped.
+    """
+    n = len(text)
+
+    def first_end(x: int, allow_prob: bool):  # (x, prob head match or None, match end)
+        while True:
+            a = _WS.match(text, x).end()
+            if allow_prob:
+                pm = _PROB_HEAD.match(text, a)
+                if pm:
+                    return x, pm, -1
+            if a == n or _GUESS_HEAD.match(text, a):
+                return x, None, a
+            y = text.rfind("\n", x, a)
+            if y >= 0:
+                return x, None, y
+            x = a if a > x else x + 1
+
+    out, pos = [], 0
+    while True:
+        h = _GUESS_HEAD.search(text, pos)
+        if h is None:
+            return out
+        g = _WS.match(text, h.end()).end()
+        x, pm, end = first_end(g, True)
+        prob = None
+        if pm is not None:
+            z0 = _WS.match(text, pm.end()).end()
+            z, _, end = first_end(z0, False)
+            prob = text[z0:z]
+        out.append((text[g:x], prob))
+        pos = end
 
 
 def aggregate(answers: list[str | None], confs: list[float | None], method: str = "consistency") -> dict:

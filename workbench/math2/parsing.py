@@ -60,6 +60,18 @@ def clean_label(s: str) -> str:
     return s.lower()
 
 
+_SKILL_OPEN, _SKILL_CLOSE = re.compile(r"<skill>", re.I), re.compile(r"</skill>", re.I)
+
+
+def _first_tag(text: str, open_re: re.Pattern, close_re: re.Pattern) -> str | None:
+    """Text between the first opening tag that has a closing tag after it and that closing tag: what
+    ``re.search("<t>(.*?)</t>", text, re.I | re.S)`` returns, in linear time (the lazy regex rescanned the
+    rest of the text from every unclosed opening tag)."""
+    o = open_re.search(text)
+    c = close_re.search(text, o.end()) if o else None
+    return text[o.end():c.start()] if c else None
+
+
 def parse_skill_label(text: str, max_words: int = 8) -> str | None:
     """A skill name from the labeller's output: ``SKILL: x`` line, ``<skill>x</skill>``, else the last line.
 
@@ -76,9 +88,9 @@ def parse_skill_label(text: str, max_words: int = 8) -> str | None:
     m = re.findall(r"skill(?:\s*name)?\s*[:=\-]\s*(.+)", text, flags=re.I)
     if m:
         cands.append(m[0])
-    m2 = re.search(r"<skill>(.*?)</skill>", text, flags=re.I | re.S)
-    if m2:
-        cands.append(m2.group(1))
+    tag = _first_tag(text, _SKILL_OPEN, _SKILL_CLOSE)
+    if tag is not None:
+        cands.append(tag)
     if not cands:  # no SKILL line and no tag: a skill phrase in the prose, then the last line
         phrase = skill_phrase(text)
         if phrase:
@@ -121,7 +133,10 @@ def skill_phrase(text: str, max_words: int = 5) -> str | None:
     return " ".join(words) or None
 
 
-_FINAL = re.compile(r"final\s*answer\s*[:\-]?\s*[*#\s]*\b(yes|no)\b", re.I)
+# Matches what ``final\s*answer\s*[:\-]?\s*[*#\s]*\b(yes|no)\b`` matched (the same language before
+# yes/no, which can only start where that run of separators ends), without overlapping quantifiers:
+# the old pattern took time cubic in a run of spaces after "final answer".
+_FINAL = re.compile(r"final\s*answer\s*(?:[:\-][*#\s]*|[*#][*#\s]*)?\b(yes|no)\b", re.I)
 
 
 def parse_yes_no(text: str) -> bool | None:
@@ -152,8 +167,34 @@ def parse_yes_no(text: str) -> bool | None:
     return None
 
 
-_HEADER_Q = re.compile(r"^\W*(?:#+\s*)?\**\s*(?:new\s+)?question\s*\**\s*:?\s*\**", re.I | re.M)
-_HEADER_S = re.compile(r"^\W*(?:#+\s*)?\**\s*(?:brief\s+)?solution\s*\**\s*:?\s*\**", re.I | re.M)
+# A header is ``^\W*(?:#+\s*)?\**\s*(?:new\s+)?question\s*\**\s*:?\s*\**`` (re.I | re.M; "brief solution" for
+# the solution): everything before the word is non-word characters, so the word starts where the run of
+# non-word characters from a line start ends. _header finds the same match as that regex by scanning
+# (the regex tried every split of that run, from every line start inside it: cubic in a run of newlines).
+_HEADER_Q = re.compile(r"(?:new\s+)?question\s*\**\s*:?\s*\**", re.I)
+_HEADER_S = re.compile(r"(?:brief\s+)?solution\s*\**\s*:?\s*\**", re.I)
+_NON_WORD = re.compile(r"\W*")
+
+
+def _header(text: str, word: re.Pattern, pos: int = 0) -> tuple[int, int] | None:
+    """(start, end) of the first header at a line start at or after ``pos``, or None."""
+    if pos == 0 or text[pos - 1] == "\n":
+        start = pos
+    else:
+        nl = text.find("\n", pos)
+        if nl < 0:
+            return None
+        start = nl + 1
+    while True:
+        run_end = _NON_WORD.match(text, start).end()
+        m = word.match(text, run_end)
+        if m:
+            return start, m.end()
+        # every line start inside this run reaches the same run end, and fails the same way
+        nl = text.find("\n", run_end)
+        if nl < 0:
+            return None
+        start = nl + 1
 
 
 def parse_generated(text: str) -> dict | None:
@@ -168,22 +209,89 @@ def parse_generated(text: str) -> dict | None:
     """
     if not text or not text.strip():
         return None
-    mq = _HEADER_Q.search(text)
-    ms = _HEADER_S.search(text, mq.end() if mq else 0)
+    mq = _header(text, _HEADER_Q)
+    ms = _header(text, _HEADER_S, mq[1] if mq else 0)
     if mq:
-        q = text[mq.end(): ms.start() if ms else len(text)]
+        q = text[mq[1]: ms[0] if ms else len(text)]
     elif ms:
-        q = text[: ms.start()]
+        q = text[: ms[0]]
     else:
         return None
-    sol = text[ms.end():].strip() if ms else ""
+    sol = text[ms[1]:].strip() if ms else ""
     q = q.strip()
     if len(q) < 8 or "<the question>" in q or len(q) > 2000:
         return None
     return {"question": q, "solution": sol, "answer": parse_answer(sol) if sol else None}
 
 
-_ANSWER_IS = re.compile(r"answer\s*(?:is|:|=)\s*\$?\s*([^\s$][^\n$]*?)\s*\$?\s*(?:\.\s|\.$|$|\n)", re.I)
+_ANSWER_HEAD = re.compile(r"answer\s*(?:is|:|=)", re.I)
+_WS = re.compile(r"\s*")
+
+
+def _answer_is(text: str) -> list[str]:
+    """What ``re.findall(r"answer\\s*(?:is|:|=)\\s*\\$?\\s*([^\\s$][^\\n$]*?)\\s*\\$?\\s*(?:\\.\\s|\\.$|$|\\n)",
+    text, re.I)`` returns, found by scanning in linear time (that regex tried every split of the
+    whitespace after each extension of the lazy group: cubic in a run of spaces).
+
+    Written by hand because Python's ``re`` (before 3.11) has no atomic groups; each step below mirrors
+    the order in which the regex tries its alternatives, so the first match found is the regex's.
+    """
+    n = len(text)
+    ws_end = lambda i: _WS.match(text, i).end()  # noqa: E731
+
+    def closing(y: int) -> int:  # end of ``(?:\.\s|\.$|$|\n)`` at y, or -1 (y is where whitespace ends)
+        if y == n:
+            return n
+        if text[y] == "." and (y + 1 == n or text[y + 1].isspace()):
+            return y + 1 if y + 1 == n else y + 2
+        return -1
+
+    def newline_end(lo: int, hi: int) -> int:  # the last "\n" in [lo, hi): the regex backtracks to it
+        y = text.rfind("\n", lo, hi)
+        return -1 if y < 0 else (y if y == n - 1 else y + 1)
+
+    def tail(x: int) -> int:  # end of ``\s*\$?\s*(?:\.\s|\.$|$|\n)`` matched at x, or -1
+        a = ws_end(x)
+        if a < n and text[a] == "$":
+            b = ws_end(a + 1)
+            e = closing(b)
+            if e < 0:
+                e = newline_end(a + 1, b)
+            if e >= 0:
+                return e
+        else:
+            e = closing(a)
+            if e >= 0:
+                return e
+        return newline_end(x, a)
+
+    out, pos, dead_until = [], 0, -1
+    while True:
+        h = _ANSWER_HEAD.search(text, pos)
+        if h is None:
+            return out
+        g = ws_end(h.end())
+        if g < n and text[g] == "$":
+            g = ws_end(g + 1)
+        found = None
+        if g < n and text[g] != "$" and not text[g].isspace() and g >= dead_until:
+            stops = [i for i in (text.find("\n", g + 1), text.find("$", g + 1)) if i >= 0]
+            limit = min(stops) if stops else n  # the lazy group can grow up to here
+            x = g + 1
+            while x <= limit:
+                e = tail(x)
+                if e >= 0:
+                    found = (text[g:x], e)
+                    break
+                # inside a run of whitespace the tail's result does not change: skip the run
+                x = max(x + 1, ws_end(x)) if x < n and text[x].isspace() else x + 1
+            if found is None:  # a later start whose group begins before ``limit`` fails the same way
+                dead_until = limit
+        if found is None:
+            pos = h.start() + 1
+            continue
+        out.append(found[0])
+        pos = found[1]
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?")
 
 
@@ -200,7 +308,7 @@ def parse_answer(text: str) -> str | None:
     b = extract_boxed(text)
     if b:
         return b
-    m = _ANSWER_IS.findall(text)
+    m = _answer_is(text)
     if m:
         return m[-1].strip().rstrip(".")
     nums = _NUMBER.findall(_last_nonempty_line(text))
@@ -215,9 +323,96 @@ def answer_source(text: str) -> str:
         return "none"
     if extract_boxed(text):
         return "boxed"
-    if _ANSWER_IS.findall(text):
+    if _answer_is(text):
         return "answer_is"
     return "last_number" if _NUMBER.findall(_last_nonempty_line(text)) else "none"
+
+
+_GROUP_WORD = re.compile(r"group", re.I)
+_DIGITS = re.compile(r"\d+")
+_NUMBER_LIST = re.compile(r"[\d,\s and]*", re.I)
+
+
+def _group_lines(text: str) -> list[tuple[str, str]]:
+    """The (name, numbers) groups of
+    ``re.finditer(r"^\\W*group\\s*(?:\\d+\\s*)?[:\\-]?\\s*([^:\\n]*?)\\s*:\\s*([\\d,\\s and]+)$", text, re.I | re.M)``,
+    found by scanning in linear time (the regex tried every split of each whitespace run between
+    its adjacent quantifiers: cubic in a run of spaces after "GROUP"). As in the regex, a number list may
+    go on over the next lines ("1, 2,\\n3").
+
+    Written by hand because Python's ``re`` (before 3.11) has no atomic groups; the order in which the
+    places where the name may start are tried (``starts``) is the order the regex tries them, and a
+    place the regex tries later can only succeed where an earlier one did.
+    """
+    n = len(text)
+    ws_end = lambda i: _WS.match(text, i).end()  # noqa: E731
+
+    def numbers(u: int) -> tuple[int, int] | None:  # ``\s*([\d,\s and]+)$`` at u: (group start, end)
+        w, r = ws_end(u), _NUMBER_LIST.match(text, u).end()
+        if w < r:
+            if r == n:
+                return w, n
+            e = text.rfind("\n", w + 1, r)
+            if e >= 0:
+                return w, e
+        if w > u:
+            if r == n:
+                return w - 1, n
+            z = text.rfind("\n", u + 1, w)
+            if z >= 0:
+                return z - 1, z
+        return None
+
+    def rest(n0: int):  # ``([^:\n]*?)\s*:`` + numbers at n0: (name, numbers, end) or None
+        c = text.find(":", n0)
+        if c < 0:
+            return None
+        n1 = c
+        while n1 > n0 and text[n1 - 1].isspace():
+            n1 -= 1
+        if text.find("\n", n0, n1) >= 0:
+            return None
+        nums = numbers(c + 1)
+        return None if nums is None else (text[n0:n1], text[nums[0]:nums[1]], nums[1])
+
+    def after_word(p: int):  # ``\s*(?:\d+\s*)?[:\-]?\s*`` then rest(), in the regex's order
+        a = ws_end(p)
+        starts = []
+        d = _DIGITS.match(text, a)
+        if d:
+            w = ws_end(d.end())
+            if w < n and text[w] in ":-":
+                starts.append(ws_end(w + 1))
+            starts.append(w)
+        if a < n and text[a] in ":-":
+            starts.append(ws_end(a + 1))
+        starts.append(a)
+        for n0 in starts:
+            r = rest(n0)
+            if r is not None:
+                return r
+        return None
+
+    out, pos = [], 0
+    while True:
+        if pos == 0 or text[pos - 1] == "\n":
+            start = pos
+        else:
+            nl = text.find("\n", pos)
+            if nl < 0:
+                return out
+            start = nl + 1
+        run_end = _NON_WORD.match(text, start).end()
+        g = _GROUP_WORD.match(text, run_end)
+        r = after_word(g.end()) if g else None
+        if r is not None:
+            out.append((r[0], r[1]))
+            pos = r[2]
+            continue
+        nl = text.find("\n", run_end)  # line starts inside this run of non-word characters fail the same way
+        if nl < 0:
+            return out
+        pos = nl + 1
 
 
 def parse_groups(text: str, n_items: int) -> list[tuple[str, list[int]]]:
@@ -228,10 +423,13 @@ def parse_groups(text: str, n_items: int) -> list[tuple[str, list[int]]]:
     [('algebra', [0, 1]), ('geometry', [2])]
     """
     out, seen = [], set()
-    for m in re.finditer(r"^\W*group\s*(?:\d+\s*)?[:\-]?\s*([^:\n]*?)\s*:\s*([\d,\s and]+)$", text or "", re.I | re.M):
-        name = clean_label(m.group(1)) or f"group {len(out) + 1}"
+    for label, numbers in _group_lines(text or ""):
+        name = clean_label(label) or f"group {len(out) + 1}"
         idx = []
-        for tok in re.findall(r"\d+", m.group(2)):
+        for tok in re.findall(r"\d+", numbers):
+            tok = tok.lstrip("0") or "0"
+            if len(tok) > 18:  # out of range anyway, and int() raises over 4300 digits
+                continue
             i = int(tok) - 1
             if 0 <= i < n_items and i not in seen:
                 seen.add(i)

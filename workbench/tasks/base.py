@@ -73,6 +73,37 @@ def _to_float(s: str) -> float | None:
         return None
 
 
+_OPEN_TAG = re.compile(r"<answer>", re.IGNORECASE)
+_CLOSE_TAG = re.compile(r"</answer>", re.IGNORECASE)
+# ``\s*(?:\*+\s*)?`` matches what ``\s*\**\s*`` matched, and finds the same first match (the skipped
+# splits of two adjacent ``\s*`` only repeat start positions already tried), without the quadratic
+# number of splits a run of whitespace gave.
+_FINAL_PHRASE = re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*(?:\*+\s*)?([^\n]+)", re.IGNORECASE)
+
+
+def answer_tags(text: str) -> list[str]:
+    """The contents of the ``<answer>...</answer>`` tags of ``text`` (case-insensitive), whitespace
+    stripped, in order; an opening tag without a closing tag after it ends the search.
+
+    The same result as ``re.findall(r"<answer>\\s*(.*?)\\s*</answer>", text, re.S | re.I)``, found by
+    scanning for the tags (linear time); that regex took time cubic in a run of whitespace after an
+    unclosed tag.
+
+    >>> answer_tags("<answer> 1 </answer> x <ANSWER>2\\n</Answer> <answer>3")
+    ['1', '2']
+    """
+    out, pos = [], 0
+    while True:
+        o = _OPEN_TAG.search(text, pos)
+        if o is None:
+            return out
+        c = _CLOSE_TAG.search(text, o.end())
+        if c is None:
+            return out
+        out.append(text[o.end():c.start()].strip())
+        pos = c.end()
+
+
 def parse_answer(text: str | None, fmt: str = "tags", numeric: bool = False) -> tuple[str | None, str | None]:
     """Lenient answer extraction. Returns ``(answer, method)``; ``(None, None)`` if nothing was found.
 
@@ -89,8 +120,7 @@ def parse_answer(text: str | None, fmt: str = "tags", numeric: bool = False) -> 
     """
     if not text or not text.strip():
         return None, None
-    tags = re.findall(r"<answer>\s*(.*?)\s*</answer>", text, flags=re.DOTALL | re.IGNORECASE)
-    tags = [t for t in tags if t and t.strip() not in ("...", "…")]
+    tags = [t for t in answer_tags(text) if t and t.strip() not in ("...", "…")]
     if tags and fmt != "boxed":
         return tags[-1].strip(), "tag"
     boxed = extract_boxed(text)
@@ -98,7 +128,7 @@ def parse_answer(text: str | None, fmt: str = "tags", numeric: bool = False) -> 
         return boxed, "boxed"
     if tags:
         return tags[-1].strip(), "tag"
-    m = re.findall(r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*\**\s*([^\n]+)", text, flags=re.IGNORECASE)
+    m = _FINAL_PHRASE.findall(text)
     if m:
         cand = m[-1].strip().strip("*").strip().rstrip(".").strip()
         if numeric:

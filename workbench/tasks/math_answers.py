@@ -22,15 +22,28 @@ def extract_boxed(text: str) -> str | None:
     """
     if not text:
         return None
-    starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
+    starts = [m.end() for m in _BOX.finditer(text)]
+    if not starts:
+        return None
+    # The closing brace of every "{" after the first box, in one pass (a stack of open braces): the
+    # same brace the depth count from each start finds, without rescanning the text once per start
+    # (quadratic in the number of unclosed boxes).
+    close: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE.finditer(text, starts[0] - 1):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            close[stack.pop()] = m.start()
     for start in reversed(starts):
-        depth, i = 1, start
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            return text[start:i - 1].strip()
+        end = close.get(start - 1)
+        if end is not None:
+            return text[start:end].strip()
     return None
+
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BRACE = re.compile(r"[{}]")
 
 
 def normalise(ans: str) -> str:
@@ -40,7 +53,8 @@ def normalise(ans: str) -> str:
     '12'
     """
     s = ans.strip().strip("$").strip().rstrip(".").replace(" ", "").lower()
-    s = re.sub(r"\\text\{([^}]*)\}", r"\1", s)
+    cut = s.rfind("}") + 1  # no \text{...} starts after the last "}": leave that tail out of the regex,
+    s = re.sub(r"\\text\{([^}]*)\}", r"\1", s[:cut]) + s[cut:]  # where each unclosed \text{ rescanned it
     if re.fullmatch(r"-?\d+\.0+", s):
         s = s.split(".")[0]
     return s
