@@ -5,6 +5,9 @@ runs in its own process under a time limit (``> limit`` when it did not finish).
 Run against another checkout (e.g. the old code in a git worktree) with
 ``PYTHONPATH=/tmp/old python benchmarks/parsers_linear.py --limit 20``.
 
+The ratios need calls long enough to time: on the new code use ``--scale 20`` (the old code does not
+finish most cases at scale 1).
+
 Run: ``python benchmarks/parsers_linear.py [--limit 20] [--scale 1]``
 """
 from __future__ import annotations
@@ -39,9 +42,14 @@ def _cases(scale: float):
 def _time_one(name: str, n: int, scale: float, q) -> None:
     fn, build, _ = _cases(scale)[name]
     text = build(n)
-    t0 = time.perf_counter()
-    fn(text)
-    q.put(time.perf_counter() - t0)
+    best = float("inf")
+    for _ in range(3):  # the fastest of three calls (the machine may be loaded)
+        t0 = time.perf_counter()
+        fn(text)
+        best = min(best, time.perf_counter() - t0)
+        if best > 1.0:
+            break
+    q.put(best)
 
 
 def _timed(name: str, n: int, scale: float, limit: float) -> float | None:
@@ -95,7 +103,8 @@ def main(limit: float = 20.0, scale: float = 1.0) -> list[dict]:
     for r in rows:
         fmt = lambda v: f"> {limit:g}" if v is None else f"{v:.4f}"  # noqa: E731
         ratio = "" if r["ratio_2n_over_n"] is None else f"  ratio {r['ratio_2n_over_n']:.1f}"
-        print(f"{r['case']:<45} n={r['n']:<6} {fmt(r['seconds_n'])} s  2n: {fmt(r['seconds_2n'])} s{ratio}")
+        second = "" if r["case"].startswith("rsa.run") else f"  2n: {fmt(r['seconds_2n'])} s{ratio}"
+        print(f"{r['case']:<45} n={r['n']:<7} {fmt(r['seconds_n'])} s{second}")
     return rows
 
 
