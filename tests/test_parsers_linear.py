@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from workbench.autobench.agents import parse_llm_action
@@ -26,7 +26,10 @@ from workbench.rsa.core import parse_verdict
 from workbench.tasks import base
 from workbench.tasks.math_answers import extract_boxed, normalise
 
-LONG = settings(max_examples=4, deadline=None, database=None, derandomize=True,
+# No shrinking and stop at the first failure: the per-test timeout fires once, so a stalled example
+# must end the test rather than let hypothesis run further (unbounded) examples.
+LONG = settings(max_examples=4, deadline=None, database=None, derandomize=True, report_multiple_bugs=False,
+                phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SHORT = settings(max_examples=300, deadline=None, database=None, derandomize=True)
 TIMEOUT = 60  # seconds per test; each example takes well under a second in linear time
