@@ -66,6 +66,12 @@ def _cmd_report(a) -> int:
     if skipped:  # after the table; on stderr under --json so that stdout stays one JSON document
         lines = [f"skipped {len(skipped)} unusable file(s):"] + [f"  {s['path']}: {s['reason']}" for s in skipped]
         print("\n".join(lines), file=sys.stderr if a.json else sys.stdout)
+    if rows:  # the same table as a page: each run's HTML linked, its key metrics (workbench/export.py)
+        from .export import write_report_html
+        from .runs import runs_dir
+
+        page = write_report_html(rows, Path(a.dir) if a.dir else runs_dir(), max_metrics=max(a.metrics, 6))
+        print(f"HTML report (links each run's HTML): {page}", file=sys.stderr if a.json else sys.stdout)
     if a.sweep:
         from .sweeps import sweep_report
 

@@ -4,11 +4,18 @@
 metrics, package versions, the git commit, wall time and the LLM backend, then prints the scalar
 metrics rounded to a few significant digits (the printed text is what the notebooks' last cell
 checks under nbval, so it must be stable for a fixed seed).
+
+Long traces (a top-level entry of the metrics other than ``summary`` whose JSON exceeds
+:data:`TRACE_BYTES`: episodes, per-step logs, raw generations) go to ``results.traces.json.gz`` next to
+``results.json``; in ``results.json`` such an entry becomes ``{"$trace": "results.traces.json.gz",
+"key": <name>, "items": <length>}`` and ``"traces"`` lists the moved names. :func:`load_results` reads
+both back as one dict.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import gzip
 import importlib.metadata as _md
 import json
 import math
@@ -119,6 +126,44 @@ def default_out_dir(notebook_id: str) -> Path:
     return base / notebook_id / "interactive"
 
 
+TRACES_FILE = "results.traces.json.gz"
+TRACE_BYTES = 64 * 1024
+"""A top-level metrics entry (other than ``summary``) longer than this as JSON goes to TRACES_FILE."""
+
+
+def split_traces(metrics: Any, limit: int | None = TRACE_BYTES) -> tuple[Any, dict[str, Any]]:
+    """``(metrics with long entries replaced by references, {name: long entry})``.
+
+    >>> split_traces({"summary": {"a": 1}, "curve": list(range(5))}, limit=10)[0]["curve"]
+    {'$trace': 'results.traces.json.gz', 'key': 'curve', 'items': 5}
+    """
+    if limit is None or not isinstance(metrics, dict):
+        return metrics, {}
+    inline: dict[str, Any] = {}
+    traces: dict[str, Any] = {}
+    for k, v in metrics.items():
+        if k != "summary" and isinstance(v, (list, dict)) and len(json.dumps(v)) > limit:
+            traces[k] = v
+            inline[k] = {"$trace": TRACES_FILE, "key": k, "items": len(v)}
+        else:
+            inline[k] = v
+    return inline, traces
+
+
+def load_results(path: str | os.PathLike) -> dict[str, Any]:
+    """``results.json`` (a file or its run folder) with its traces put back in place."""
+    path = Path(path)
+    path = path / "results.json" if path.is_dir() else path
+    data = json.loads(path.read_text())
+    keys = (data.get("traces") or {}).get("keys") or []
+    if keys:
+        with gzip.open(path.parent / data["traces"]["file"], "rt", encoding="utf-8") as f:
+            traces = json.load(f)
+        for k in keys:
+            data["metrics"][k] = traces[k]
+    return data
+
+
 def summary_text(results: Mapping[str, Any], digits: int = 3, keys: list[str] | None = None) -> str:
     flat = flatten_scalars(to_jsonable(results.get("summary", results)))
     if keys is not None:
@@ -134,13 +179,15 @@ def summary_text(results: Mapping[str, Any], digits: int = 3, keys: list[str] | 
 
 def record(results: Mapping[str, Any], cfg: Any = None, out_dir: str | os.PathLike | None = None, *,
            notebook_id: str | None = None, llm: Any = None, digits: int = 3,
-           summary_keys: list[str] | None = None, print_summary: bool = True) -> None:
+           summary_keys: list[str] | None = None, print_summary: bool = True,
+           trace_bytes: int | None = TRACE_BYTES) -> None:
     """Write ``out_dir/results.json`` and print the rounded summary of scalar metrics.
 
     ``results`` is the dict a library ``run()`` returned. If it has a ``"summary"`` key, only that
     sub-dict is printed (the full dict is still written). ``cfg`` is a dataclass or dict of parameters.
     Returns None (so a notebook's last cell shows only the printed summary); the file is
-    ``out_dir/results.json``.
+    ``out_dir/results.json``. Entries longer than ``trace_bytes`` as JSON go to
+    ``out_dir/results.traces.json.gz`` (``None``: keep everything inline).
     """
     if not out_dir:
         out_dir = default_out_dir(notebook_id or "adhoc")
@@ -166,6 +213,16 @@ def record(results: Mapping[str, Any], cfg: Any = None, out_dir: str | os.PathLi
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "wall_time_s": round(time.time() - _T0, 3),
     }
+    payload["metrics"], traces = split_traces(payload["metrics"], trace_bytes)
+    tpath = out / TRACES_FILE
+    if traces:
+        payload["traces"] = {"file": TRACES_FILE, "keys": list(traces)}
+        ttmp = out / f".{TRACES_FILE}.tmp"
+        with open(ttmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            gz.write(json.dumps(traces, separators=(",", ":")).encode())
+        os.replace(ttmp, tpath)
+    elif tpath.exists():  # an earlier record's traces must not pass for this one's
+        tpath.unlink()
     path = out / "results.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False))

@@ -307,6 +307,8 @@ def run_notebook(nb_id: str, params: dict[str, Any] | None = None, out_dir: str 
     folder raise :class:`RunError` before anything is written."""
     import papermill as pm
 
+    from .export import finish_run_folder, papermill_options
+
     src = notebook_path(nb_id)
     params = validate_parameters(nb_id, dict(params or {}))
     spec = notebook_parameters(nb_id)
@@ -337,7 +339,8 @@ def run_notebook(nb_id: str, params: dict[str, Any] | None = None, out_dir: str 
     try:
         pm.execute_notebook(str(src), str(executed), parameters=params, kernel_name=kernel,
                             cwd=str(src.parent), progress_bar=progress, log_output=True,
-                            execution_timeout=timeout, request_save_on_cell_execute=True)
+                            execution_timeout=timeout, request_save_on_cell_execute=True,
+                            **papermill_options(kernel))  # exportable figures, no widget state
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
         status = "failed"
         error = describe_failure(e, src, injected=bool(params))
@@ -349,12 +352,9 @@ def run_notebook(nb_id: str, params: dict[str, Any] | None = None, out_dir: str 
         if env_before is not None:
             os.environ["WORKBENCH_RUNS_DIR"] = env_before
     wall = time.time() - t0
-    if html and executed.exists():
-        try:
-            from nbconvert import HTMLExporter
-
-            body, _ = HTMLExporter().from_filename(str(executed))
-            (out / f"{nb_id}.html").write_text(body)
+    if executed.exists():
+        try:  # compact notebook (no widget state); HTML with plotly.js once (workbench/export.py)
+            finish_run_folder(executed, out / f"{nb_id}.html" if html else None)
         except Exception as e:  # an export failure must not hide the run's own result
             with open(log_path, "a") as f:
                 f.write(f"\nHTML export failed: {e!r}\n")
