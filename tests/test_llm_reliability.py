@@ -20,6 +20,13 @@ from workbench.llm.base import LLMError
 from .fake_openai import FakeServer
 
 
+@pytest.fixture(autouse=True)
+def _cache_mode_from_the_test(monkeypatch):
+    """These tests exercise the response cache itself: `make test` turns the cache off for the rest of
+    the suite (WORKBENCH_LLM_CACHE=off), which must not reach them."""
+    monkeypatch.delenv("WORKBENCH_LLM_CACHE", raising=False)
+
+
 # ================================================================================ model identity
 def _tiny_model(path, seed):
     """A random 1-layer Llama with a word-level tokenizer, saved to ``path`` (what training writes)."""
