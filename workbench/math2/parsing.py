@@ -176,15 +176,19 @@ _HEADER_S = re.compile(r"(?:brief\s+)?solution\s*\**\s*:?\s*\**", re.I)
 _NON_WORD = re.compile(r"\W*")
 
 
+def _line_start(text: str, pos: int) -> int | None:
+    """The first line start at or after ``pos``, or None."""
+    if pos == 0 or text[pos - 1] == "\n":
+        return pos
+    nl = text.find("\n", pos)
+    return None if nl < 0 else nl + 1
+
+
 def _header(text: str, word: re.Pattern, pos: int = 0) -> tuple[int, int] | None:
     """(start, end) of the first header at a line start at or after ``pos``, or None."""
-    if pos == 0 or text[pos - 1] == "\n":
-        start = pos
-    else:
-        nl = text.find("\n", pos)
-        if nl < 0:
-            return None
-        start = nl + 1
+    start = _line_start(text, pos)
+    if start is None:
+        return None
     while True:
         run_end = _NON_WORD.match(text, start).end()
         m = word.match(text, run_end)
@@ -395,13 +399,9 @@ def _group_lines(text: str) -> list[tuple[str, str]]:
 
     out, pos = [], 0
     while True:
-        if pos == 0 or text[pos - 1] == "\n":
-            start = pos
-        else:
-            nl = text.find("\n", pos)
-            if nl < 0:
-                return out
-            start = nl + 1
+        start = _line_start(text, pos)
+        if start is None:
+            return out
         run_end = _NON_WORD.match(text, start).end()
         g = _GROUP_WORD.match(text, run_end)
         r = after_word(g.end()) if g else None
