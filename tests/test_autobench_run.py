@@ -1,4 +1,5 @@
-"""`workbench run autobench` writes results.json (notebook executed with the scripted backend, small)."""
+"""`workbench run autobench` writes results.json (notebook executed with the scripted backend, small; the
+scripted texts are not JSON, so structured outputs are off)."""
 import json
 
 import pytest
@@ -9,10 +10,11 @@ def test_workbench_run_autobench_writes_results(tmp_path):
     from workbench.runs import run_notebook
 
     res = run_notebook("autobench", {"backend": "scripted", "sizes": "3,4", "graphs_per_size": 3,
-                                     "llm_sizes": "3"}, tmp_path / "run", html=False)
+                                     "llm_sizes": "3", "structured": False}, tmp_path / "run", html=False)
     assert res.status == "ok", res.error
     data = json.loads((tmp_path / "run" / "results.json").read_text())
     s = data["metrics"]["summary"]
     assert data["notebook"] == "autobench"
     assert s["chemistry"]["one_per_node"]["success_rate"] == 1.0
-    assert s["head_to_head"]["llm"]["chemistry"]["malformed_rate"] == 1.0  # empty answers are malformed
+    h = s["head_to_head"]["llm"]["chemistry"]
+    assert h["unparsed_rate"] == 1.0 and h["similarity"] == 0.0  # empty answers are unparsed and earn nothing

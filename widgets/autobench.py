@@ -16,7 +16,9 @@ def episode_steps(ep: Mapping[str, Any]) -> list[dict]:
     steps, edges = [], []
     for h in ep["history"]:
         if h["malformed"]:
-            label = f"round {h['round']}: malformed answer ({h.get('error', '')}), round lost"
+            how = {"lenient": "read only by a lenient fallback"}.get(h.get("parse"), "unreadable")
+            cut = ", truncated" if h.get("truncated") else ""
+            label = f"round {h['round']}: malformed answer ({how}{cut}: {h.get('error', '')}), round lost"
         else:
             m = h["hypothesis"]
             edges = [[names[i], names[j]] for i in range(len(m)) for j in range(len(m)) if m[i][j]]

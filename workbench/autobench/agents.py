@@ -15,16 +15,29 @@ chemistry. They differ only in the intervention they choose:
 - ``greedy_info``: the node whose outcome row has the most undetermined entries, i.e. the largest
   expected information gain when undetermined entries are independent Bernoulli(p) with p the observed
   edge rate (the outcome entropy is then (#undetermined) * H(p)); ties broken at random (seeded).
+
+One content-free baseline ignores the evidence: ``random_guess`` states a uniformly random 0/1 matrix (any
+of the ``2**(n*n)`` answers the JSON schema allows, normalised like the LLM's) and intervenes on a uniformly
+random node each round. It is the fair floor for the LLM: same rounds, same answer space, no reasoning.
+
+The LLM agent (reconstruction of the answer format; the paper's prompt is not public) asks for one JSON
+object ``{"hypothesis": [[0/1, ...], ...], "intervention": "<name>", "justification": "..."}``. With
+``structured=True`` decoding is constrained to :func:`action_schema` (the matrix n x n of 0/1, the
+intervention one of the node names, the justification at most ``justification_max_chars`` characters);
+an answer valid under that schema is read *strictly*. Anything else goes to a lenient fallback
+(:func:`parse_llm_action`), whose reads are labelled ``lenient`` and, under the default strict scoring, do
+not count.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from ..llm import SamplingParams
+from ..llm import JsonSchema, SamplingParams
 from ..seeding import derive_seed, make_rng
 
 
@@ -54,7 +67,14 @@ class Action:
     justification: str = ""
     raw: str | None = None
     error: str | None = None
+    """set when no hypothesis or no intervention could be read (an unparsed round)"""
     parse: dict = field(default_factory=dict)
+    mode: str = "strict"
+    """how the answer was read: "strict" (a JSON object valid under :func:`action_schema`), "lenient" (only
+    a fallback read it: loose JSON, matrix rows, edge lines, "Intervention: ..."), "unparsed" (``error`` set).
+    Programmatic agents' actions are strict."""
+    truncated: bool = False
+    """the completion hit ``max_tokens`` (``finish_reason == "length"``)"""
 
 
 class Agent(Protocol):
@@ -180,6 +200,27 @@ class GreedyInfoAgent(_Baseline):
 BASELINES = {"random": RandomAgent, "one_per_node": OnePerNodeAgent, "greedy_info": GreedyInfoAgent}
 
 
+
+class RandomGuessAgent:
+    """Content-free floor: a uniformly random 0/1 hypothesis matrix and a uniformly random intervention."""
+
+    name = "random_guess"
+
+    def act(self, states: list[EpisodeState]) -> list[Action]:
+        out = []
+        for s in states:
+            rng = make_rng(s.seed, "random-guess", s.episode, s.round)
+            hyp = rng.integers(0, 2, size=(s.n, s.n))
+            out.append(Action(hyp, int(rng.integers(s.n)), ""))
+        return out
+
+
+BASELINES = {"random": RandomAgent, "one_per_node": OnePerNodeAgent, "greedy_info": GreedyInfoAgent,
+             "random_guess": RandomGuessAgent}
+EVIDENCE_BASELINES = ("random", "one_per_node", "greedy_info")
+"""the baselines that build their hypothesis from the evidence (and write a justification)"""
+
+
 # ----------------------------------------------------------------------------------- LLM agent
 SETTING_TEXT = {
     "chemistry": ("You are a chemist studying how {n} molecules ({names}) influence each other. A hidden "
@@ -191,53 +232,185 @@ SETTING_TEXT = {
 }
 
 
+def action_schema(names: list[str], justification_max_chars: int = 100) -> dict:
+    """The JSON schema of one round's answer: ``hypothesis`` an ``n x n`` matrix of 0/1, ``intervention``
+    one of ``names``, ``justification`` a string of at most ``justification_max_chars`` characters (the
+    bound keeps the answer inside the token budget). Keys in this (alphabetical) order.
+
+    >>> s = action_schema(["M1", "M2"], 40)
+    >>> s["properties"]["intervention"]["enum"], s["properties"]["hypothesis"]["minItems"]
+    (['M1', 'M2'], 2)
+    """
+    n = len(names)
+    if n < 2:
+        raise ValueError(f"need at least 2 node names, got {names!r}")
+    if justification_max_chars < 1:
+        raise ValueError(f"justification_max_chars must be >= 1, got {justification_max_chars}")
+    row = {"type": "array", "items": {"type": "integer", "enum": [0, 1]}, "minItems": n, "maxItems": n}
+    return {"type": "object",
+            "properties": {"hypothesis": {"type": "array", "items": row, "minItems": n, "maxItems": n},
+                           "intervention": {"type": "string", "enum": list(names)},
+                           "justification": {"type": "string", "maxLength": int(justification_max_chars)}},
+            "required": ["hypothesis", "intervention", "justification"], "additionalProperties": False}
+
+
+def _instructions(s: EpisodeState) -> list[str]:
+    names = ", ".join(s.names)
+    rel = "directly affects" if s.setting == "chemistry" else "is friends with"
+    item = "molecule" if s.setting == "chemistry" else "person"
+    return [SETTING_TEXT[s.setting].format(n=s.n, names=names),
+            f"Your goal is to find the graph with as few interventions as possible. Round {s.round} of {s.max_rounds}.",
+            f'Answer with one JSON object with three keys. "hypothesis": your adjacency matrix, a list of {s.n} '
+            f"rows of {s.n} numbers 0 or 1 in the order {names} (row i, column j is 1 if the i-th {item} {rel} "
+            f'the j-th, else 0). "intervention": the next {item} to intervene on, one of {names}. '
+            '"justification": one short sentence explaining your hypothesis from the history.']
+
+
+def template_text(s: EpisodeState) -> str:
+    """The prompt without its history lines: what a justification must not merely copy."""
+    return "\n".join(_instructions(s))
+
+
 def llm_prompt(s: EpisodeState) -> str:
     names = s.names
-    lines = [SETTING_TEXT[s.setting].format(n=s.n, names=", ".join(names)),
-             f"Your goal is to find the graph with as few interventions as possible. Round {s.round} of {s.max_rounds}.",
-             "History:"]
+    head, goal, ask = _instructions(s)
+    lines = [head, goal, "History:"]
     if not s.history:
         lines.append("(no interventions yet)")
     for h in s.history:
         if h.get("observed") is None:
-            lines.append(f"Round {h['round']}: your answer could not be read.")
+            lines.append(f"Round {h['round']}: your answer could not be used.")
         else:
             ch = ", ".join(names[j] for j in h["observed"]) or "nothing"
             lines.append(f"Round {h['round']}: intervened on {names[h['intervention']]}; changed: {ch}.")
-    rel = "directly affects" if s.setting == "chemistry" else "is friends with"
-    example = "\n".join(" ".join("0" for _ in names) for _ in names)
-    item = "molecule" if s.setting == "chemistry" else "person"
-    lines += [f"Give your hypothesis as an adjacency matrix ({s.n} rows of {s.n} numbers in the order "
-              f"{', '.join(names)}; row i, column j is 1 if the i-th {item} {rel} the j-th, else 0), the next "
-              f"{item} to intervene on, and a one-sentence justification citing the history. Use exactly this format:",
-              "Hypothesis:", example, f"Intervention: {names[-1]}", "Justification: ..."]
+    lines.append(ask)
     return "\n".join(lines)
 
 
+def _strict(text: str, names: list[str], structure: JsonSchema):
+    """(hypothesis, intervention, justification) of an answer valid under the schema, else None."""
+    if not structure.matches(text):
+        return None
+    d = json.loads(text)
+    return np.array(d["hypothesis"], dtype=int), names.index(d["intervention"]), d["justification"]
+
+
 _ROW = re.compile(r"^[\s\[\(|]*([01](?:[\s,;|]+[01])*)[\s\]\)|,]*$")
+_BRACKET_ROW = re.compile(r"\[\s*([01](?:\s*,\s*[01])*)\s*\]")
 
 
-def parse_llm_action(text: str, names: list[str], setting: str) -> Action:
-    """Lenient parse of the LLM's answer: an n x n 0/1 matrix (or ``A -> B`` / ``A - B`` edge lines),
-    ``Intervention: <name>`` (or the first name after 'interven'), ``Justification: ...``."""
-    n = len(names)
-    text = text or ""
-    how = {}
-    rows = []
+def _matrix_rows(text: str, n: int) -> list[list[int]] | None:
+    """n consecutive rows of n 0/1 numbers: one per line, or bracketed ``[0, 1, 0]`` rows on one line."""
+    rows: list[list[int]] = []
     for ln in text.splitlines():
         m = _ROW.match(ln)
         vals = [int(v) for v in re.split(r"[\s,;|]+", m.group(1))] if m else None
         if vals is not None and len(vals) == n:
             rows.append(vals)
             if len(rows) == n:
-                break
+                return rows
         elif rows:
             rows = []  # rows must be consecutive
-    hyp = None
-    if len(rows) == n:
-        hyp, how["hypothesis"] = np.array(rows, dtype=int), "matrix"
-    else:
-        pat = "|".join(re.escape(x) for x in sorted(names, key=len, reverse=True))
+    rows = []
+    last_end = None
+    for m in _BRACKET_ROW.finditer(text):
+        vals = [int(v) for v in m.group(1).split(",")]
+        gap = text[last_end:m.start()] if last_end is not None else ""
+        if len(vals) != n or (rows and not re.fullmatch(r"[\s,]*", gap)):
+            rows = []
+        if len(vals) == n:
+            rows.append(vals)
+            if len(rows) == n:
+                return rows
+        last_end = m.end()
+    return None
+
+
+def _name_pattern(names: list[str]) -> str:
+    return "|".join(re.escape(x) for x in sorted(names, key=len, reverse=True))
+
+
+def parse_intervention(text: str, names: list[str]) -> int | None:
+    """The node an answer says to intervene on, leniently: ``Intervention: M2``, ``"intervention":
+    "M2"``, ``Intervention: molecule M2``, ``Intervention: [M2]``, ``intervene on person Bob``, or a line
+    holding only a (bracketed) name such as ``[M2]``; names are matched case-insensitively and whole
+    (``M1`` is not read out of ``M12``).
+
+    >>> [parse_intervention(t, ["M1", "M2", "M3"]) for t in ("Intervention: molecule M2", "[M2]",
+    ...  '"intervention": "m3"', "I will intervene on molecule M1.", "Intervention: M4")]
+    [1, 1, 2, 0, None]
+    """
+    text = text or ""
+    pat = _name_pattern(names)
+    low = [x.lower() for x in names]
+    name = rf"(?<![A-Za-z0-9])({pat})(?![A-Za-z0-9])"
+    sep = r"[\s\"'*\[(<`]"
+    # filler words ("molecule", "on", ...) each followed by separators: one separator run between two
+    # tokens, never two adjacent whitespace quantifiers (which backtrack on long runs of spaces)
+    filler = rf"{sep}*(?:(?:on|the|molecule|person|node){sep}+)*"
+    forms = [rf"intervention[\"'*]{{0,3}}\s*[:=]{filler}{name}", rf"interven\w*{sep}+(?:(?:on|the|molecule|person|node){sep}+)*{name}"]
+    for f in forms:
+        m = re.search(f, text, re.I)
+        if m:
+            return low.index(m.group(1).lower())
+    # a name alone on a line, bare or bracketed / quoted, e.g. the line "[M2]"
+    for ln in text.splitlines():
+        m = re.fullmatch(rf"[ \t\"'*\[(<`]*{name}[ \t\"'*\])>`.]*", ln, re.I)
+        if m:
+            return low.index(m.group(1).lower())
+    return None
+
+
+def _lenient_json(text: str, names: list[str]):
+    """Loose JSON: the first JSON object that starts at a ``{`` (trailing text ignored), else None."""
+    dec = json.JSONDecoder()
+    for m in re.finditer(r"\{", text):
+        try:
+            d, _ = dec.raw_decode(text, m.start())
+        except ValueError:
+            continue
+        if isinstance(d, dict):
+            return d
+    return None
+
+
+def parse_llm_action(text: str, names: list[str], setting: str, structure: JsonSchema | None = None,
+                     finish_reason: str = "stop") -> Action:
+    """Read one answer. Strict: the completion is complete (``finish_reason != "length"``) and a JSON
+    object valid under ``structure`` (default :func:`action_schema` of ``names``). Otherwise the lenient
+    fallback: loose JSON fields, an n x n 0/1 matrix (one row per line or bracketed rows), ``A -> B`` /
+    ``A - B`` edge lines, the intervention forms of :func:`parse_intervention`, ``Justification: ...``.
+    ``mode`` says which read it; without a hypothesis or an intervention it is ``unparsed`` (``error`` set)."""
+    n = len(names)
+    text = text or ""
+    structure = structure if structure is not None else JsonSchema(action_schema(names))
+    truncated = finish_reason == "length"
+    if not truncated:
+        got = _strict(text, names, structure)
+        if got is not None:
+            hyp, inter, just = got
+            return Action(hyp, inter, just, raw=text, parse={"hypothesis": "json", "intervention": "json"},
+                          mode="strict", truncated=False)
+    how: dict = {}
+    hyp, inter, just = None, None, None
+    d = _lenient_json(text, names)
+    if d is not None:
+        try:
+            h = np.array(d.get("hypothesis"), dtype=int)
+            if h.shape == (n, n) and np.isin(h, (0, 1)).all():
+                hyp, how["hypothesis"] = h, "loose json"
+        except (TypeError, ValueError):
+            pass
+        if isinstance(d.get("intervention"), str):
+            inter = parse_intervention(f"intervention: {d['intervention']}", names)
+        if isinstance(d.get("justification"), str):
+            just = d["justification"]
+    if hyp is None:
+        rows = _matrix_rows(text, n)
+        if rows is not None:
+            hyp, how["hypothesis"] = np.array(rows, dtype=int), "matrix"
+    if hyp is None:
+        pat = _name_pattern(names)
         arrow = r"->|→|causes|affects" if setting == "chemistry" else r"->|--|-|—|is friends with|and"
         edges = re.findall(rf"\b({pat})\b\s*(?:{arrow})\s*\b({pat})\b", text)
         if edges:
@@ -245,37 +418,54 @@ def parse_llm_action(text: str, names: list[str], setting: str) -> Action:
             for a, b in edges:
                 hyp[names.index(a), names.index(b)] = 1
             how["hypothesis"] = "edges"
-    idx = {x.lower(): i for i, x in enumerate(names)}
-    # ``\s*(?:\*+\s*)?`` where the pattern had ``\s*\**\s*``: the same matches, without trying every split
-    # of a run of spaces between two adjacent ``\s*`` (quadratic)
-    m = re.search(r"intervention\s*[:=]\s*(?:\*+\s*)?([A-Za-z]+\d*)", text, re.I) or \
-        re.search(r"interven\w*\s+(?:on\s+)?(?:molecule\s+|person\s+)?([A-Za-z]+\d*)", text, re.I)
-    inter = idx.get(m.group(1).lower()) if m else None
+    if inter is None:
+        inter = parse_intervention(text, names)
     how["intervention"] = "found" if inter is not None else "missing"
-    j = re.search(r"justification\s*[:=]\s*(.+)", text, re.I | re.S)
-    just = j.group(1).strip()[:500] if j else ""
+    if just is None:
+        j = re.search(r"justification\W{0,3}\s*[:=]\s*(.+)", text, re.I | re.S)
+        just = j.group(1).strip()[:500] if j else ""
     err = []
     if hyp is None:
         err.append("no hypothesis matrix")
     if inter is None:
         err.append("no valid intervention")
-    return Action(hyp, inter, just, raw=text, error="; ".join(err) or None, parse=how)
+    return Action(hyp, inter, just, raw=text, error="; ".join(err) or None, parse=how,
+                  mode="unparsed" if err else "lenient", truncated=truncated)
 
 
 class LLMAgent:
-    """Prompts a language model once per episode and round (all active episodes in one batched call)."""
+    """Prompts a language model once per episode and round (all active episodes in one batched call).
+
+    ``structured``: constrain decoding to :func:`action_schema` (needs a backend with structured outputs:
+    the embedded model, transformers, vLLM, a vLLM / json_schema-capable server); off, the model writes
+    free text and only answers that happen to be schema-valid JSON are read strictly."""
 
     name = "llm"
 
-    def __init__(self, llm, params: SamplingParams):
-        self.llm, self.params = llm, params
+    def __init__(self, llm, params: SamplingParams, structured: bool = True, justification_max_chars: int = 100):
+        self.llm, self.params, self.structured = llm, params, structured
+        self.justification_max_chars = justification_max_chars
         self.queries = self.prompt_tokens = self.completion_tokens = 0
 
+    def schema(self, names: list[str]) -> JsonSchema:
+        return JsonSchema(action_schema(names, self.justification_max_chars))
+
     def act(self, states: list[EpisodeState]) -> list[Action]:
-        prompts = [llm_prompt(s) for s in states]
-        seeds = [derive_seed(s.seed, "llm-agent", s.setting, s.episode, s.round) for s in states]
-        comps = sorted(self.llm.generate(prompts, self.params, seeds=seeds), key=lambda c: c.index)
-        self.queries += len(prompts)
-        self.prompt_tokens += sum(c.prompt_tokens for c in comps)
-        self.completion_tokens += sum(c.completion_tokens for c in comps)
-        return [parse_llm_action(c.text, s.names, s.setting) for c, s in zip(comps, states)]
+        out: list[Action | None] = [None] * len(states)
+        groups: dict[tuple, list[int]] = {}  # one generate call per node-name list (one schema each)
+        for k, s in enumerate(states):
+            groups.setdefault(tuple(s.names), []).append(k)
+        for names, idx in groups.items():
+            schema = self.schema(list(names))
+            params = self.params.replace(structure=schema) if self.structured else self.params
+            prompts = [llm_prompt(states[k]) for k in idx]
+            seeds = [derive_seed(states[k].seed, "llm-agent", states[k].setting, states[k].episode, states[k].round)
+                     for k in idx]
+            comps = sorted(self.llm.generate(prompts, params, seeds=seeds), key=lambda c: c.index)
+            self.queries += len(prompts)
+            self.prompt_tokens += sum(c.prompt_tokens for c in comps)
+            self.completion_tokens += sum(c.completion_tokens for c in comps)
+            for k, c in zip(idx, comps):
+                s = states[k]
+                out[k] = parse_llm_action(c.text, s.names, s.setting, schema, c.finish_reason)
+        return out  # type: ignore[return-value]

@@ -1,16 +1,28 @@
 """The interaction loop and its scores.
 
-Each round every unfinished episode's agent returns (hypothesis, intervention, justification). A
-malformed action (no readable hypothesis or intervention) is logged and costs the round. Otherwise the
-hypothesis is scored; if its colour-change matrix equals the truth the episode succeeds in this round,
-else the oracle performs the intervention and reports which nodes changed. The loop ends at success or
-after ``max_rounds`` rounds.
+Each round every unfinished episode's agent returns (hypothesis, intervention, justification) and how
+it was read (``Action.mode``: strict, lenient, unparsed). Under the default strict scoring
+(``accept="strict"``) only a strictly read answer is used; a lenient-only or unparsed answer is a
+malformed round: logged, it costs the round and earns nothing (no intervention, no similarity credit).
+A used answer's hypothesis is scored; if its colour-change matrix equals the truth the episode succeeds
+in this round, else the oracle performs the intervention and reports which nodes changed. The loop ends
+at success or after ``max_rounds`` rounds. An episode's final similarity is that of its last used
+hypothesis, and 0 when no round was used (an episode of malformed rounds earns nothing; it is not
+credited with the empty graph's similarity).
+
+The lenient view of the same transcript (``lenient_*`` fields; labelled, never the headline): answers
+read only by the fallback are credited too (success if any strictly or leniently read hypothesis was
+right, final similarity of the last one read either way). Their interventions were not performed under
+strict scoring, so this is a bound on what the fallback adds, not a replay. ``accept="lenient"`` runs
+the loop on lenient reads instead (the environment then acts on them).
 
 Justification validity (reconstruction; the paper's judge is not public): a round's justification is
-valid when it is non-empty, every past intervention it cites ("intervened on X", "intervening on X
-changed/showed ...", "intervention on X changed/showed ...") was performed in an earlier round, and the hypothesis it argues for agrees with every observation so far
+valid when it is not a template echo (:func:`is_template_echo`: no words, or only words copied in order
+from the prompt's instructions, such as "..." or "one short sentence"), every past intervention it cites
+("intervened on X", "intervening on X changed/showed ...", "intervention on X changed/showed ...") was
+performed in an earlier round, and the hypothesis it argues for agrees with every observation so far
 (its predicted change row for each performed intervention equals the observed one). Scored over the
-well-formed rounds.
+used rounds.
 """
 from __future__ import annotations
 
@@ -19,7 +31,7 @@ import re
 
 import numpy as np
 
-from .agents import Action, EpisodeState
+from .agents import Action, EpisodeState, template_text
 from .oracles import Oracle
 
 
@@ -69,6 +81,25 @@ def _cited_with_outcome(head: re.Pattern, text: str) -> list[str]:
             pos = h.start() + 1
 
 
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def is_template_echo(text: str, template: str = "") -> bool:
+    """Whether a justification says nothing of its own: it has fewer than two words (``"..."``, ``""``,
+    ``"M3"``), or its words all appear, in order and contiguously, in ``template`` (the prompt without
+    its history: copied placeholder or instruction text such as "one short sentence").
+
+    >>> t = 'justification: one short sentence explaining your hypothesis from the history.'
+    >>> [is_template_echo(x, t) for x in ("...", "One short sentence", "M1 changed M2, so M1 -> M2.")]
+    [True, True, False]
+    """
+    words = _WORD.findall((text or "").lower())
+    if len(words) < 2:
+        return True
+    tw = " " + " ".join(_WORD.findall((template or "").lower())) + " "
+    return f" {' '.join(words)} " in tw
+
+
 def consistent_with_history(oracle: Oracle, hyp: np.ndarray, history: list[dict]) -> bool:
     c = oracle.change_matrix(hyp)
     for h in history:
@@ -81,26 +112,38 @@ def consistent_with_history(oracle: Oracle, hyp: np.ndarray, history: list[dict]
     return True
 
 
-def justification_check(oracle: Oracle, action: Action, history: list[dict]) -> dict:
+def justification_check(oracle: Oracle, action: Action, history: list[dict], template: str = "") -> dict:
+    """``template``: the prompt's instructions without the history (see :func:`is_template_echo`)."""
     done = {h["intervention"] for h in history if h.get("observed") is not None}
-    cites = cited_interventions(action.justification, oracle.names)
+    just = action.justification or ""
+    cites = cited_interventions(just, oracle.names)
     cites_ok = all(i in done for i in cites)
     consistent = consistent_with_history(oracle, action.hypothesis, history)
-    return {"cites": cites, "cites_ok": cites_ok, "consistent": consistent,
-            "valid": bool(action.justification.strip()) and cites_ok and consistent}
+    echo = is_template_echo(just, template)
+    return {"cites": cites, "cites_ok": cites_ok, "consistent": consistent, "echo": echo,
+            "valid": (not echo) and cites_ok and consistent}
 
 
-def run_episodes(agent, oracles: list[Oracle], max_rounds: int, seed: int) -> list[dict]:
+PARSE_MODES = ("strict", "lenient", "unparsed")
+
+
+def run_episodes(agent, oracles: list[Oracle], max_rounds: int, seed: int, accept: str = "strict") -> list[dict]:
     """Run one episode per oracle in lockstep (one ``agent.act`` call per round for all active ones).
 
-    Returns one record per episode: success, rounds (to success, or ``max_rounds``), final similarity
-    (of the last well-formed hypothesis; the empty graph if there was none), malformed rounds,
-    justification validity, and the per-round ``history`` (hypotheses included, for the viewer)."""
+    ``accept``: "strict" (default; only strictly read answers are used) or "lenient" (fallback reads
+    used too). Returns one record per episode: success, rounds (to success, or ``max_rounds``), final
+    similarity (of the last used hypothesis; 0 if none), malformed rounds, per-mode round counts
+    (``parse_counts``), truncated rounds, justification validity, the lenient view (``lenient_success``,
+    ``lenient_final_similarity``) and the per-round ``history`` (hypotheses included, for the viewer)."""
     if max_rounds < 1:
         raise ValueError("max_rounds must be >= 1")
+    if accept not in ("strict", "lenient"):
+        raise ValueError(f"accept must be 'strict' or 'lenient', got {accept!r}")
+    used_modes = ("strict",) if accept == "strict" else ("strict", "lenient")
     eps = [{"episode": k, "setting": o.setting, "n": o.n, "names": o.names, "true_adj": o.adj.tolist(),
             "success": False, "rounds": max_rounds, "history": [], "malformed": 0, "just": [],
-            "last_hyp": np.zeros((o.n, o.n), dtype=int)} for k, o in enumerate(oracles)]
+            "parse_counts": dict.fromkeys(PARSE_MODES, 0), "truncated": 0, "correct_rounds": 0,
+            "lenient_success": False, "lenient_last": None, "last_sim": 0.0} for k, o in enumerate(oracles)]
     for t in range(1, max_rounds + 1):
         active = [e for e in eps if not e["success"]]
         if not active:
@@ -115,24 +158,38 @@ def run_episodes(agent, oracles: list[Oracle], max_rounds: int, seed: int) -> li
             o = oracles[e["episode"]]
             rec = {"round": t, "intervention": None, "observed": None, "malformed": False,
                    "hypothesis": None, "justification": a.justification, "raw": a.raw}
-            if a.error is None and a.hypothesis is not None and np.shape(a.hypothesis) != (o.n, o.n):
-                a.error = f"hypothesis has shape {np.shape(a.hypothesis)}, expected ({o.n}, {o.n})"
-            if a.error is None and (a.intervention is None or not 0 <= a.intervention < o.n):
-                a.error = f"intervention {a.intervention!r} is not a node index"
-            if a.error is not None:
-                rec.update(malformed=True, error=a.error)
+            mode = a.mode
+            if mode != "unparsed" and a.hypothesis is not None and np.shape(a.hypothesis) != (o.n, o.n):
+                a.error, mode = f"hypothesis has shape {np.shape(a.hypothesis)}, expected ({o.n}, {o.n})", "unparsed"
+            if mode != "unparsed" and (a.intervention is None or not 0 <= a.intervention < o.n):
+                a.error, mode = f"intervention {a.intervention!r} is not a node index", "unparsed"
+            if a.error is not None or a.hypothesis is None:
+                mode = "unparsed"
+            rec["parse"], rec["truncated"] = mode, bool(a.truncated)
+            e["parse_counts"][mode] += 1
+            e["truncated"] += bool(a.truncated)
+            if mode != "unparsed":  # the lenient view: every readable hypothesis
+                hyp_l = o.normalise(a.hypothesis)
+                e["lenient_last"] = hyp_l
+                e["lenient_success"] |= o.is_correct(hyp_l)
+            if mode not in used_modes:
+                err = a.error or "answer read only by a lenient fallback (strict scoring: not used)"
+                if mode == "lenient":
+                    rec["lenient_hypothesis"] = o.normalise(a.hypothesis).tolist()
+                rec.update(malformed=True, error=err)
                 e["malformed"] += 1
                 e["history"].append(rec)
                 continue
             hyp = o.normalise(a.hypothesis)
             rec["hypothesis"] = hyp.tolist()
-            rec["similarity"] = o.similarity(hyp)
-            jc = justification_check(o, a, s.history)
+            rec["similarity"] = e["last_sim"] = o.similarity(hyp)
+            jc = justification_check(o, a, s.history, template_text(s))
             rec["justification_check"] = jc
             e["just"].append(jc["valid"])
             e["last_hyp"] = hyp
             if o.is_correct(hyp):
                 rec["correct"] = True
+                e["correct_rounds"] += 1
                 e["success"], e["rounds"] = True, t
                 e["history"].append(rec)
                 continue
@@ -142,11 +199,13 @@ def run_episodes(agent, oracles: list[Oracle], max_rounds: int, seed: int) -> li
             e["history"].append(rec)
     out = []
     for e, o in zip(eps, oracles):
-        hyp = e.pop("last_hyp")
+        hyp = e.pop("last_hyp", None)
         just = e.pop("just")
-        e["final_similarity"] = o.similarity(hyp)
-        e["final_hypothesis"] = hyp.tolist()
-        e["exact_match"] = bool(np.array_equal(o.normalise(hyp), o.adj))
+        hyp_l = e.pop("lenient_last")
+        e["final_similarity"] = e.pop("last_sim")  # 0 when no round was used: a malformed episode earns nothing
+        e["final_hypothesis"] = None if hyp is None else hyp.tolist()
+        e["exact_match"] = hyp is not None and bool(np.array_equal(hyp, o.adj))
+        e["lenient_final_similarity"] = 0.0 if hyp_l is None else o.similarity(hyp_l)
         e["justification_validity"] = float(np.mean(just)) if just else float("nan")
         e["rounds_played"] = len(e["history"])
         e["interventions"] = sum(h["intervention"] is not None for h in e["history"])
@@ -154,18 +213,35 @@ def run_episodes(agent, oracles: list[Oracle], max_rounds: int, seed: int) -> li
     return out
 
 
+def _se(xs) -> float:
+    """Standard error of the mean (sample sd / sqrt(k)); NaN below two values."""
+    xs = np.asarray(xs, dtype=float)
+    return float(xs.std(ddof=1) / np.sqrt(len(xs))) if len(xs) > 1 else float("nan")
+
+
 def scores(episodes: list[dict]) -> dict:
-    """Success rate, mean rounds to success (successful episodes only; NaN if none), mean final
-    similarity, justification validity (mean over episodes that had a well-formed round) and the
-    share of malformed rounds."""
+    """Success rate (and its standard error over episodes), mean rounds to success (successful episodes
+    only; NaN if none), mean final similarity (and SE), justification validity (mean over episodes that
+    had a used round), the shares of played rounds read strictly / only leniently / not at all
+    (``malformed_rate`` = rounds not used), the share truncated, the single-round accuracy (correct
+    hypotheses per played round) and the lenient view, labelled ``lenient_*``."""
     if not episodes:
         return {}
     succ = [e for e in episodes if e["success"]]
     jv = [e["justification_validity"] for e in episodes if not np.isnan(e["justification_validity"])]
     played = sum(e["rounds_played"] for e in episodes)
+    pc = {m: sum(e["parse_counts"][m] for e in episodes) for m in PARSE_MODES}
+    frac = (lambda x: x / played) if played else (lambda x: 0.0)
     return {"success_rate": len(succ) / len(episodes),
+            "success_se": _se([e["success"] for e in episodes]),
             "rounds_to_success": float(np.mean([e["rounds"] for e in succ])) if succ else float("nan"),
             "similarity": float(np.mean([e["final_similarity"] for e in episodes])),
+            "similarity_se": _se([e["final_similarity"] for e in episodes]),
             "justification_validity": float(np.mean(jv)) if jv else float("nan"),
-            "malformed_rate": sum(e["malformed"] for e in episodes) / played if played else 0.0,
-            "episodes": len(episodes)}
+            "malformed_rate": frac(sum(e["malformed"] for e in episodes)),
+            "strict_rate": frac(pc["strict"]), "lenient_only_rate": frac(pc["lenient"]),
+            "unparsed_rate": frac(pc["unparsed"]), "truncated_rate": frac(sum(e["truncated"] for e in episodes)),
+            "round_accuracy": frac(sum(e["correct_rounds"] for e in episodes)),
+            "lenient_success_rate": float(np.mean([e["lenient_success"] or e["success"] for e in episodes])),
+            "lenient_similarity": float(np.mean([e["lenient_final_similarity"] for e in episodes])),
+            "episodes": len(episodes), "rounds_played": played}
