@@ -9,7 +9,7 @@ PY := $(BIN)/python
 # torch first, pinned: on this kind of machine `torch==2.13.0` is a local CPU wheel; an open range
 # could pull a multi-GB CUDA build. GPU users override: make install TORCH_SPEC="torch==2.13.0 --index-url ..."
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= hf,papers,dmc,dev
+EXTRAS ?= hf,papers,dmc,dev,tracking
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile 2>/dev/null | cksum | cut -d' ' -f1)
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1

@@ -32,10 +32,10 @@ def _cmd_run(a) -> int:
                 raise RunError("--force is for one run's --out; 'run all' makes a fresh folder per notebook")
             ids = [n["id"] for n in list_notebooks()]
             base = Path(a.out) if a.out else None
-            results = run_many(ids, _params(a.param), base=base, timeout=a.timeout)
+            results = run_many(ids, _params(a.param), base=base, timeout=a.timeout, mlflow=a.mlflow)
         else:
             results = [run_notebook(a.id, _params(a.param), a.out, timeout=a.timeout, progress=not a.quiet,
-                                    force=a.force)]
+                                    force=a.force, mlflow=a.mlflow)]
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -121,6 +121,10 @@ def _cmd_serve(a) -> int:
     return 0  # not reached: exec replaces this process
 
 
+MLFLOW_HELP = ("log each run (parameters, summary metrics, run folder) to MLflow: no value = the local store "
+               "<runs>/mlflow, or a tracking URI; default: $WORKBENCH_MLFLOW (needs pip install 'workbench[tracking]')")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="workbench", description="Run the paper notebooks headless.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -136,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     r.add_argument("--summary", action="store_true", help="print the table of runs at the end")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--mlflow", nargs="?", const="local", default=None, metavar="URI", help=MLFLOW_HELP)
     r.set_defaults(func=_cmd_run)
     rep = sub.add_parser("report", help="table of the runs under DIR (default ./runs); files that cannot be "
                                         "read are skipped and listed after it")
@@ -156,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-parallel", type=int, default=None)
     s.add_argument("--out", default=None, help="sweep folder (default runs/sweeps/<id>-<timestamp>)")
     s.add_argument("--timeout", type=int, default=None)
+    s.add_argument("--mlflow", nargs="?", const="local", default=None, metavar="URI", help=MLFLOW_HELP)
     s.set_defaults(func=_cmd_sweep)
     v = sub.add_parser("serve", help="serve a notebook as an app with Voila")
     v.add_argument("id")

@@ -188,6 +188,9 @@ def record(results: Mapping[str, Any], cfg: Any = None, out_dir: str | os.PathLi
     Returns None (so a notebook's last cell shows only the printed summary); the file is
     ``out_dir/results.json``. Entries longer than ``trace_bytes`` as JSON go to
     ``out_dir/results.traces.json.gz`` (``None``: keep everything inline).
+
+    With ``$WORKBENCH_MLFLOW`` set, a notebook opened by hand logs ``out_dir`` to MLflow here; under
+    ``workbench run``/``sweep`` the runner logs the complete run folder instead (:mod:`workbench.tracking`).
     """
     if not out_dir:
         out_dir = default_out_dir(notebook_id or "adhoc")
@@ -229,4 +232,22 @@ def record(results: Mapping[str, Any], cfg: Any = None, out_dir: str | os.PathLi
     os.replace(tmp, path)
     if print_summary:
         print(summary_text(results, digits=digits, keys=summary_keys))
+    _track_interactive(out)
     return None
+
+
+def _track_interactive(out: Path) -> None:
+    from . import tracking
+
+    target = tracking.requested()
+    if not target or os.environ.get(tracking.RUNNER_ENV):
+        return
+    base = os.environ.get("WORKBENCH_RUNS_DIR") or Path(__file__).resolve().parents[1] / "runs"
+    try:
+        rid = tracking.log_run_folder(out, target, runs_base=base)
+    except tracking.TrackingError:
+        raise
+    except Exception as e:  # results.json is written; a tracking server being down must not lose it
+        print(f"MLflow logging failed ({target}): {type(e).__name__}: {e}")
+        return
+    print(f"MLflow: logged {out} as run {rid}")

@@ -298,9 +298,14 @@ def describe_failure(e: BaseException, source: Path | None = None, injected: boo
 
 def run_notebook(nb_id: str, params: dict[str, Any] | None = None, out_dir: str | Path | None = None, *,
                  timeout: int | None = None, html: bool = True, progress: bool = False,
-                 kernel: str = "python3", force: bool = False) -> RunResult:
+                 kernel: str = "python3", force: bool = False, mlflow: str | None = None,
+                 sweep: str | Path | None = None) -> RunResult:
     """Execute one notebook with papermill into a run folder; never raises for a failing notebook
     (the failure is recorded in ``run.json`` and the returned status).
+
+    ``mlflow``: log the finished run folder to MLflow (``"1"``/``"local"``, a tracking URI, ``"off"``;
+    None: as ``$WORKBENCH_MLFLOW`` says; see :mod:`workbench.tracking`). ``sweep``: the sweep folder
+    this run is a point of (a tag in MLflow).
 
     ``out_dir`` must be new or empty (or, with ``force``, an earlier run folder, which is emptied
     first); without it a fresh ``runs/<id>/<timestamp>`` is made. Bad parameters and a refused
@@ -309,8 +314,16 @@ def run_notebook(nb_id: str, params: dict[str, Any] | None = None, out_dir: str 
 
     from .export import finish_run_folder, papermill_options
 
+    from . import tracking
+
     src = notebook_path(nb_id)
     params = validate_parameters(nb_id, dict(params or {}))
+    track = tracking.requested(mlflow)
+    if track:
+        try:
+            tracking._mlflow()  # before anything runs: a missing extra is a bad request
+        except tracking.TrackingError as e:
+            raise RunError(str(e)) from None
     spec = notebook_parameters(nb_id)
     if "out_dir" in params and "out_dir" in spec:
         raise RunError("the run folder is set with --out (out_dir=...), not -p out_dir")
@@ -335,7 +348,9 @@ def run_notebook(nb_id: str, params: dict[str, Any] | None = None, out_dir: str 
     pm_log.setLevel(logging.INFO)
     t0 = time.time()
     status, error = "ok", None
-    env_before = os.environ.get("WORKBENCH_RUNS_DIR")
+    # record() in the kernel sees this and leaves MLflow logging to the runner (logged once, complete)
+    env_before = os.environ.get(tracking.RUNNER_ENV)
+    os.environ[tracking.RUNNER_ENV] = str(out)
     try:
         pm.execute_notebook(str(src), str(executed), parameters=params, kernel_name=kernel,
                             cwd=str(src.parent), progress_bar=progress, log_output=True,
@@ -349,8 +364,10 @@ def run_notebook(nb_id: str, params: dict[str, Any] | None = None, out_dir: str 
     finally:
         pm_log.removeHandler(handler)
         handler.close()
-        if env_before is not None:
-            os.environ["WORKBENCH_RUNS_DIR"] = env_before
+        if env_before is None:
+            os.environ.pop(tracking.RUNNER_ENV, None)
+        else:
+            os.environ[tracking.RUNNER_ENV] = env_before
     wall = time.time() - t0
     if executed.exists():
         try:  # compact notebook (no widget state); HTML with plotly.js once (workbench/export.py)
@@ -383,6 +400,17 @@ def run_notebook(nb_id: str, params: dict[str, Any] | None = None, out_dir: str 
         error = "the notebook finished without writing results.json"
     run_info.update(status=status, error=error)
     write_json_atomic(out / "run.json", run_info)
+    if track:
+        try:
+            rid = tracking.log_run_folder(out, track, runs_base=runs_dir(), sweep=sweep)
+            note = f"MLflow: logged as run {rid} ({track})"
+        except Exception as e:  # tracking is a copy of the run: its failure does not change the status
+            note = f"MLflow logging failed ({track}): {type(e).__name__}: {e}"
+            import sys
+
+            print(note, file=sys.stderr)
+        with open(log_path, "a") as f:
+            f.write(f"\n{note}\n")
     return RunResult(nb_id, out, status, wall, params, error, metrics)
 
 

@@ -87,10 +87,12 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
 
 
-def _run_point(nb_id: str, params: dict[str, Any], out: str, timeout: int | None) -> dict[str, Any]:
+def _run_point(nb_id: str, params: dict[str, Any], out: str, timeout: int | None,
+               mlflow: str = "off") -> dict[str, Any]:
     """Run one point into its folder (emptied first: the sweep decided it must run)."""
     try:
-        r = run_notebook(nb_id, params, out, timeout=timeout, html=True, force=True)
+        r = run_notebook(nb_id, params, out, timeout=timeout, html=True, force=True, mlflow=mlflow,
+                         sweep=Path(out).parent)
         return {"dir": out, "status": r.status, "error": r.error, "wall_time_s": r.wall_time_s}
     except Exception as e:  # a broken point is recorded, the sweep goes on
         d = Path(out)
@@ -126,8 +128,21 @@ def resumable(out: Path, params: dict[str, Any], nb_sha: str) -> tuple[bool, str
 
 def sweep(nb_id: str, grid: dict[str, list[Any]], fixed: dict[str, Any] | None = None, *,
           executor: str = "local", address: str | None = None, max_parallel: int | None = None,
-          out: str | Path | None = None, timeout: int | None = None) -> dict[str, Any]:
-    """Run the grid; returns the sweep record (also written to ``<out>/sweep.json``, after every point)."""
+          out: str | Path | None = None, timeout: int | None = None,
+          mlflow: str | None = None) -> dict[str, Any]:
+    """Run the grid; returns the sweep record (also written to ``<out>/sweep.json``, after every point).
+
+    ``mlflow``: log each point's run to MLflow, tagged with the sweep folder (see
+    :func:`workbench.runs.run_notebook`; None: as ``$WORKBENCH_MLFLOW`` says)."""
+    from . import tracking
+
+    track = tracking.requested(mlflow)
+    if track:
+        try:
+            tracking._mlflow()
+        except tracking.TrackingError as e:
+            raise RunError(str(e)) from None
+    track = track or "off"  # resolved here: workers (processes, Ray tasks) get it explicitly
     fixed = dict(fixed or {})
     overlap = set(fixed) & set(grid)
     if overlap:
@@ -168,11 +183,11 @@ def sweep(nb_id: str, grid: dict[str, list[Any]], fixed: dict[str, Any] | None =
     write_json_atomic(out / "sweep.json", record)
     if executor == "sequential":
         for j in todo:
-            finished(j, _run_point(nb_id, j["params"], j["dir"], timeout))
+            finished(j, _run_point(nb_id, j["params"], j["dir"], timeout, track))
     elif executor == "local":
         workers = max_parallel or os.cpu_count() or 1
         with ProcessPoolExecutor(max_workers=workers) as ex:
-            futs = {ex.submit(_run_point, nb_id, j["params"], j["dir"], timeout): j for j in todo}
+            futs = {ex.submit(_run_point, nb_id, j["params"], j["dir"], timeout, track): j for j in todo}
             for f in as_completed(futs):
                 j = futs[f]
                 try:
@@ -181,14 +196,14 @@ def sweep(nb_id: str, grid: dict[str, list[Any]], fixed: dict[str, Any] | None =
                     r = {"status": "failed", "error": f"worker: {type(e).__name__}: {e}"}
                 finished(j, r)
     else:
-        _run_ray(nb_id, todo, out, address, max_parallel, timeout, finished)
+        _run_ray(nb_id, todo, out, address, max_parallel, timeout, finished, track)
     record["finished"] = True
     record["wall_time_s"] = round(time.time() - t0, 2)
     write_json_atomic(out / "sweep.json", record)
     return record
 
 
-def _run_ray(nb_id, todo, out: Path, address, max_parallel, timeout, finished) -> None:
+def _run_ray(nb_id, todo, out: Path, address, max_parallel, timeout, finished, track: str = "off") -> None:
     """Run the points as Ray tasks; ``finished(job, result)`` is called as each one ends."""
     try:
         import ray
@@ -224,7 +239,7 @@ def _run_ray(nb_id, todo, out: Path, address, max_parallel, timeout, finished) -
         opts = {"num_cpus": float(meta.get("cpus", 1)), "num_gpus": float(meta.get("gpus", 0)) if has_gpu else 0.0,
                 "max_retries": 0}
         remote = ray.remote(**opts)(_run_point)
-        refs = {remote.remote(nb_id, j["params"], j["dir"], timeout): j for j in todo}
+        refs = {remote.remote(nb_id, j["params"], j["dir"], timeout, track): j for j in todo}
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
@@ -246,8 +261,9 @@ def _run_ray(nb_id, todo, out: Path, address, max_parallel, timeout, finished) -
 
 
 def sweep_report(base: str | Path | None) -> Path | None:
-    """Aggregate a sweep folder: ``sweep_table.csv`` (grid params + summary metrics per point) and one
-    plotly HTML figure per metric (``sweep_<metric>.html``). Returns the table path.
+    """Aggregate a sweep folder: ``sweep_table.csv`` (grid params + summary metrics per point) and
+    ``sweep_report.html`` (the points with links to their HTML exports, and one figure per metric over
+    the first grid axis, coloured by the second; plotly.js embedded once). Returns the table path.
 
     With a readable ``sweep.json`` only its points are tabulated (run folders of earlier sweeps with
     other parameters in the same folder are left out, and counted); without one, every run below."""
@@ -288,13 +304,21 @@ def sweep_report(base: str | Path | None) -> Path | None:
     axes = list(grid)
     metrics = [c for c in df.columns if c not in axes + ["status", "wall_time_s"]
                and pd.api.types.is_numeric_dtype(df[c])]
-    for m in metrics:
-        if not axes:
-            break
-        fig = px.line(df.sort_values(axes[0]), x=axes[0], y=m, markers=True,
-                      color=df[axes[1]].astype(str) if len(axes) > 1 else None,
-                      title=f"{m} over the sweep")
-        fig.write_html(base / f"sweep_{re.sub(r'[^A-Za-z0-9_.-]', '_', m)}.html", include_plotlyjs="cdn")
+    figures = []
+    if axes:
+        # sorted once, colour taken from the same sorted frame (a column name, not a Series of the
+        # unsorted one: with grid values like 2, 10 a Series would be realigned onto the wrong rows)
+        by = df.sort_values(axes[0], kind="stable").reset_index(drop=True)
+        if len(axes) > 1:
+            by["_colour"] = by[axes[1]].astype(str)
+        for m in metrics:
+            figures.append(px.line(by, x=axes[0], y=m, markers=True, color="_colour" if len(axes) > 1 else None,
+                                   labels={"_colour": axes[1] if len(axes) > 1 else ""},
+                                   title=f"{m} over the sweep"))
+    from .export import write_sweep_report_html
+
+    page = write_sweep_report_html(base, runs_here, axes, figures)
+    print(f"sweep report (table, figures, a link to each point's HTML; works offline): {page}")
     return path
 
 
@@ -305,7 +329,7 @@ def main_sweep(a) -> int:
         grid = parse_grid(a.grid)
         fixed = {k: v for k, v in (a.param or [])}
         rec = sweep(a.id, grid, fixed, executor=a.executor, address=a.address, max_parallel=a.max_parallel,
-                    out=a.out, timeout=a.timeout)
+                    out=a.out, timeout=a.timeout, mlflow=getattr(a, "mlflow", None))
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
