@@ -58,7 +58,10 @@ def make_responder(pair="Yes", gen=None, validate=("Yes",), final=("\\boxed{1/2}
 
 
 def cfg(**kw):
-    base = dict(backend="scripted", n_pairs=3, n_coarse_skills=3, n_validation_votes=3, n_final_solutions=4)
+    # free text with the lenient fallbacks in the decisions: the parser paths these tests were written for
+    # (the structured default is tested in test_math2_structured.py)
+    base = dict(backend="scripted", n_pairs=3, n_coarse_skills=3, n_validation_votes=3, n_final_solutions=4,
+                structured=False, lenient_parsing=True)
     base.update(kw)
     return Config(**base)
 
@@ -441,7 +444,8 @@ def test_run_end_to_end_writes_results(tmp_path):
     from workbench.results import record
 
     llm = load_llm("scripted", responses=full_responder, cache="off")
-    c = Config(backend="scripted", n_seed_problems=0, n_pairs=3, n_coarse_skills=5)
+    c = Config(backend="scripted", n_seed_problems=0, n_pairs=3, n_coarse_skills=5, structured=False,
+               lenient_parsing=True, label_from_skill_list=False, gold="majority")
     res = run(c, llm=llm, out_dir=tmp_path, progress=False)
     s = res["summary"]
     assert s["n_seed_problems"] == 24 and s["skills"]["n_coarse"] == 5
@@ -460,7 +464,8 @@ def test_run_with_extra_eval_backend_fits_square_law(tmp_path):
     llm = load_llm("scripted", responses=full_responder, cache="off")
     weak = load_llm("scripted", responses={"7 + 8": "\\boxed{15}", "9 times": "\\boxed{54}", None: "no"}, cache="off")
     weak.spec = "scripted-weak"
-    c = Config(backend="scripted", n_seed_problems=0, n_pairs=2, n_coarse_skills=4, eval_backends=("scripted-weak",))
+    c = Config(backend="scripted", n_seed_problems=0, n_pairs=2, n_coarse_skills=4, eval_backends=("scripted-weak",),
+               structured=False, lenient_parsing=True, label_from_skill_list=False, gold="majority")
     res = run(c, llm=llm, eval_llms={"scripted-weak": weak}, progress=False)
     pts = res["square_law"]["points"]
     assert pts["scripted-weak"] == [pytest.approx(2 / 24), 0.0]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 CLUSTERERS = ("tfidf", "embedding", "llm")
 CLUSTER_TEXTS = ("label", "label+question")
+GOLDS = ("verified", "majority")
 
 
 @dataclass
@@ -22,9 +23,34 @@ class Config:
     n_seed_problems: int = 12
     """how many seed problems to take (0 = all); picked at random with the seed when fewer than available"""
 
+    # --- structured outputs and parsing
+    structured: bool = True
+    """decode every stage under a structure (workbench.llm.structure): labels as ``SKILL: <words>`` then one
+    name of the extracted skill list, verdicts as reasoning + <answer>Yes|No</answer>, answers as reasoning +
+    <answer>number</answer>, generation as # QUESTION / # SOLUTION / Computation: ... = \\boxed{}. On by
+    default (embedded model, transformers, vLLM and vLLM servers enforce it); off = free text, the paper's
+    formats parsed strictly, fallbacks counted as lenient"""
+    lenient_parsing: bool = False
+    """let decisions use values only a lenient fallback could read (off: strict values only; lenient shares are
+    always reported beside)"""
+    label_from_skill_list: bool = True
+    """after clustering, each problem's coarse skill is the model's choice from the extracted skill list
+    (constrained to it under ``structured``); off = the coarse skill its free label was clustered into"""
+    verdict_reasoning_chars: int = 160
+    """reasoning bound (characters) before a Yes/No verdict (reconstruction)"""
+    answer_reasoning_chars: int = 120
+    """reasoning bound (characters) before a numeric answer in the attempt, final-solution and evaluation
+    stages (reconstruction)"""
+    question_max_chars: int = 240
+    """longest generated question (characters) under structure"""
+    solution_max_chars: int = 160
+    """longest brief solution before the Computation line (characters) under structure"""
+
     # --- skill extraction
     label_max_tokens: int = 16
     """token budget of one skill label"""
+    assign_max_tokens: int = 16
+    """token budget of one skill choice from the extracted list"""
     clusterer: str = "tfidf"
     """how fine-grained labels become coarse skills: tfidf | embedding (all-MiniLM-L6-v2) | llm (the paper's way)"""
     cluster_text: str = "label"
@@ -41,35 +67,46 @@ class Config:
     """sampling temperature of every generating stage (reconstruction: the paper gives none)"""
     top_p: float = 0.95
     """nucleus mass of every stage (reconstruction)"""
-    pair_max_tokens: int = 32
+    pair_max_tokens: int = 72
     """token budget of the skill-pair check"""
     reject_unreadable_pairs: bool = False
     """drop a pair whose similarity verdict cannot be read (reconstruction: by default only an explicit
-    'too similar' rejects, since the stage exists to catch similar pairs)"""
-    generation_max_tokens: int = 96
+    'too similar' rejects, since the stage exists to catch similar pairs; an unreadable verdict is its own
+    category, never 'too similar')"""
+    generation_max_tokens: int = 224
     """token budget of question generation (question + brief solution)"""
     n_generation_examples: int = 1
     """worked generation turns put before the real request (multi-turn exemplars; 0 = none)"""
     attempt_max_tokens: int = 64
     """token budget of the flaw-seeking attempted solution"""
     n_validation_votes: int = 3
-    """validator samples per question; a question passes if a strict majority says Yes (reconstruction: 3)"""
-    validation_max_tokens: int = 48
+    """validator samples per question (reconstruction: 3); a question passes when more readable votes say Yes
+    than No; unreadable votes are their own category, never No"""
+    min_readable_votes: int = 1
+    """fewest readable validator votes for a decision; below it the question is dropped as 'unreadable'
+    (counted apart from 'rejected')"""
+    validation_max_tokens: int = 72
     """token budget of one validator verdict"""
     n_final_solutions: int = 4
     """final-solution samples (paper: 4); the majority answer becomes the reference answer"""
-    final_max_tokens: int = 48
+    final_max_tokens: int = 64
     """token budget of one final solution"""
     drop_ties: bool = True
     """drop a question whose top answers tie (reconstruction; the paper drops 'all disagree')"""
 
     # --- evaluation
-    eval_max_tokens: int = 48
+    eval_max_tokens: int = 64
     """token budget of one evaluation answer (greedy)"""
     eval_backends: tuple[str, ...] = ()
     """extra LLM specs evaluated on seed vs generated questions (square-law points); main backend always included"""
     eval_include_dropped: bool = False
     """also evaluate questions that failed validation but got a majority answer (never the default)"""
+    gold: str = "verified"
+    """reference answer of a generated question in evaluation: 'verified' (the generator's answer, only where
+    math-verify confirms its Computation line on the question's numbers) | 'majority' (the final-solution
+    majority: the same model's vote, NOT a valid gold for the square law; shown only for comparison)"""
+    verify_numbers_from_question: bool = True
+    """a verified Computation line may use only numbers stated in the question"""
 
     def __post_init__(self):
         if self.clusterer not in CLUSTERERS:
@@ -85,4 +122,14 @@ class Config:
             raise ValueError("n_pairs, n_seed_problems and n_generation_examples must be >= 0")
         if not 0 <= self.temperature:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.gold not in GOLDS:
+            raise ValueError(f"gold must be one of {GOLDS}, got {self.gold!r}")
+        if self.min_readable_votes < 1 or self.min_readable_votes > self.n_validation_votes:
+            raise ValueError(f"min_readable_votes must be in 1..n_validation_votes ({self.n_validation_votes}), "
+                             f"got {self.min_readable_votes}")
+        for name in ("verdict_reasoning_chars", "answer_reasoning_chars", "solution_max_chars"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.question_max_chars < 20:
+            raise ValueError(f"question_max_chars must be >= 20 (a question needs room), got {self.question_max_chars}")
         self.eval_backends = tuple(self.eval_backends)

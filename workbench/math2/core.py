@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,11 @@ from ..llm import load_llm
 from ..seeding import make_rng
 from .config import Config
 from .data import load_seed_problems
-from .evaluate import (PAPER_TABLE, evaluate, fit_square_law, paper_square_law, skill_accuracies,
+from .evaluate import (PAPER_TABLE, evaluate, fit_square_law, generated_gold, paper_square_law, skill_accuracies,
                        skill_product_prediction)
 from .pipeline import STAGES, run_pipeline
-from .skills import build_repository, cluster_skills, label_skills, save_repository
+from .skills import assign_skills, build_repository, cluster_skills, label_skills, reassign, save_repository
+from .structured import Parsed, tally
 from .store import AnnotationStore
 
 
@@ -28,6 +30,10 @@ def _usage(llm) -> dict[str, Any]:
 
 def _delta(a: dict, b: dict) -> dict:
     return {k: b.get(k, 0) - a.get(k, 0) for k in b}
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
 
 
 def select_problems(problems: list[dict], n: int, seed: int) -> list[dict]:
@@ -50,9 +56,16 @@ def run(cfg: Config | None = None, *, llm=None, eval_llms: dict | None = None, o
 
     # ---- skill extraction
     u0 = _usage(llm)
-    labels = label_skills(problems, llm, seed=cfg.seed, max_tokens=cfg.label_max_tokens)
+    labels = label_skills(problems, llm, seed=cfg.seed, max_tokens=cfg.label_max_tokens, structured=cfg.structured,
+                          lenient=cfg.lenient_parsing)
     clustering = cluster_skills(labels, problems, method=cfg.clusterer, k=cfg.n_coarse_skills,
                                 cluster_text=cfg.cluster_text, llm=llm, seed=cfg.seed)
+    assignments: list[dict] = []
+    skill_list = sorted(set(clustering["coarse"].values()))
+    if cfg.label_from_skill_list and len(skill_list) >= 2:
+        assignments = assign_skills(problems, labels, skill_list, llm, seed=cfg.seed, max_tokens=cfg.assign_max_tokens,
+                                    structured=cfg.structured, lenient=cfg.lenient_parsing)
+        clustering = reassign(clustering, assignments)
     repo = build_repository(problems, labels, clustering)
     usage["skills"] = _delta(u0, _usage(llm))
 
@@ -63,24 +76,26 @@ def run(cfg: Config | None = None, *, llm=None, eval_llms: dict | None = None, o
         pipe = run_pipeline(repo, llm, cfg, progress=progress)
     else:  # too few readable labels to form a pair: reported, not hidden
         pipe = {"candidates": [], "yields": {"pairs_sampled": 0, **{s: 0 for s in STAGES}},
-                "unparsed": {s: 0 for s in STAGES}}
+                "unparsed": {s: 0 for s in STAGES}, "parse": {s: tally([]) for s in STAGES}}
     usage["pipeline"] = _delta(u0, _usage(llm))
     cands = pipe["candidates"]
 
-    # ---- evaluation: every evaluated model on the seed problems and on the kept questions
-    kept = [c for c in cands if c["status"] == "kept" or (cfg.eval_include_dropped and c["answer"])]
-    gen_problems = [{"id": c["id"], "question": c["question"], "answer": c["answer"]} for c in kept]
+    # ---- evaluation: every evaluated model on the seed problems and on the kept questions, the latter with
+    #      a reference answer that is not the same model's vote (cfg.gold)
+    gen_problems, gold_left_out = generated_gold(cands, cfg.gold, include_dropped=cfg.eval_include_dropped)
     models = {getattr(llm, "spec", cfg.backend): llm}
     for spec in cfg.eval_backends:
         models[spec] = (eval_llms or {}).get(spec) or load_llm(spec)
     evals = {}
     u0 = _usage(llm)
+    ev_kw = dict(seed=cfg.seed, max_tokens=cfg.eval_max_tokens, structured=cfg.structured,
+                 reasoning_chars=cfg.answer_reasoning_chars)
     for spec, m in tqdm(models.items(), desc="math2 evaluation", disable=not progress or len(models) < 2):
-        seed_ev = evaluate(m, problems, seed=cfg.seed, tag="seed", max_tokens=cfg.eval_max_tokens)
-        gen_ev = evaluate(m, gen_problems, seed=cfg.seed, tag="generated", max_tokens=cfg.eval_max_tokens)
+        seed_ev = evaluate(m, problems, tag="seed", **ev_kw)
+        gen_ev = evaluate(m, gen_problems, tag="generated", **ev_kw)
         s_acc = skill_accuracies(seed_ev, clustering["coarse"])
         evals[spec] = {"seed": seed_ev, "generated": gen_ev, "skill_accuracy": s_acc,
-                       "predicted_generated_accuracy": skill_product_prediction(kept, s_acc)}
+                       "predicted_generated_accuracy": skill_product_prediction(gen_problems, s_acc)}
     usage["evaluation_main_model"] = _delta(u0, _usage(llm))
     points = [(e["seed"]["accuracy"], e["generated"]["accuracy"]) for e in evals.values()
               if e["seed"]["accuracy"] is not None and e["generated"]["accuracy"] is not None]
@@ -101,16 +116,32 @@ def run(cfg: Config | None = None, *, llm=None, eval_llms: dict | None = None, o
 
     main = next(iter(evals.values()))
     coarse_counts = {s: len(v["exemplars"]) for s, v in repo["skills"].items()}
+    parse = {"labels": tally(Parsed(r["label"], r["how"], r["truncated"]) for r in labels)}
+    if assignments:
+        parse["skill_choice"] = tally(Parsed(a["skill"], a["how"], a["truncated"]) for a in assignments)
+    parse.update({"questions" if k == "generation" else k: v for k, v in pipe["parse"].items()})
+    parse["eval_seed"] = main["seed"]["parse"]
+    parse["eval_generated"] = main["generated"]["parse"]
+    sd, gd = main["seed"], main["generated"]
     summary = {
         "n_seed_problems": len(problems),
+        "structured": cfg.structured,
+        "gold": cfg.gold,
         "skills": {"n_labelled": len(problems) - clustering["n_unlabelled"], "n_unlabelled": clustering["n_unlabelled"],
-                   "n_fine_labels": len(clustering["fine_to_coarse"]), "n_coarse": len(coarse_counts)},
+                   "n_fine_labels": len(clustering["fine_to_coarse"]), "n_coarse": len(coarse_counts),
+                   "n_unassigned": clustering.get("n_unassigned", 0)},
         "yields": pipe["yields"],
-        "unparsed": pipe["unparsed"],
-        "accuracy": {"seed": main["seed"]["accuracy"], "generated": main["generated"]["accuracy"],
-                     "n_generated": main["generated"]["n"],
-                     "predicted_generated_from_skills": main["predicted_generated_accuracy"],
-                     "seed_unparsed": main["seed"]["n_unparsed"]},
+        "dropped_at": dict(Counter(c["dropped_at"] for c in cands if c["status"] == "dropped")),
+        "n_verified": sum(bool((c.get("verification") or {}).get("verified")) for c in cands),
+        "parse_strict_share": {k: _r(v["strict_share"]) for k, v in parse.items()},
+        "parse_lenient_only_share": {k: _r(v["lenient_only_share"]) for k, v in parse.items()},
+        "parse_unparsed_share": {k: _r(v["unparsed_share"]) for k, v in parse.items()},
+        "truncated_share": {k: _r(v["truncated_share"]) for k, v in parse.items()},
+        "accuracy": {"seed": sd["accuracy"], "seed_se": sd["accuracy_se"], "seed_lenient": sd["accuracy_lenient"],
+                     "generated": gd["accuracy"], "generated_se": gd["accuracy_se"],
+                     "generated_lenient": gd["accuracy_lenient"], "n_generated": gd["n"],
+                     "seed_squared": None if sd["accuracy"] is None else sd["accuracy"] ** 2,
+                     "predicted_generated_from_skills": main["predicted_generated_accuracy"]},
         "paper_square_law_alpha": paper_square_law()["alpha"],
     }
     if len(models) > 1:
@@ -122,7 +153,10 @@ def run(cfg: Config | None = None, *, llm=None, eval_llms: dict | None = None, o
         "labels": labels,
         "clustering": {k: v for k, v in clustering.items()},
         "repository": repo,
+        "assignments": assignments,
         "candidates": cands,
+        "parse": parse,
+        "gold_left_out": gold_left_out,
         "evaluations": evals,
         "square_law": {"ours": ours, "points": {s: [e["seed"]["accuracy"], e["generated"]["accuracy"]]
                                                 for s, e in evals.items()},

@@ -16,7 +16,8 @@ import numpy as np
 from ..llm import SamplingParams
 from ..seeding import derive_seed
 from ..tasks.math_answers import answers_equivalent
-from .parsing import answer_source, parse_answer, render
+from .parsing import answer_source, render_fmt
+from .structured import answer_structure, parse_solution_answer, tally
 
 # Zero-shot CoT accuracies (%) transcribed from the paper (arXiv 2407.21009); only the rows we could
 # check are listed. The paper reports more models, all close to Y = X^2.
@@ -26,27 +27,83 @@ PAPER_TABLE = (
 )
 
 
-def evaluate(llm, problems: Sequence[dict], *, seed: int, tag: str, max_tokens: int = 96) -> dict[str, Any]:
+def evaluate(llm, problems: Sequence[dict], *, seed: int, tag: str, max_tokens: int = 96,
+             structured: bool = False, reasoning_chars: int = 120) -> dict[str, Any]:
     """Greedy answers to ``problems`` (dicts with id, question, answer), all in one batch.
 
-    Returns ``{"accuracy", "n", "n_correct", "n_unparsed", "answer_sources", "items": [...]}``;
-    ``accuracy`` is None for an empty set. Unreadable answers count as wrong and are reported.
+    Returns ``{"accuracy", "accuracy_se", "accuracy_lenient", "n", "n_correct", "n_correct_lenient",
+    "n_unparsed", "parse", "answer_sources", "items": [...]}``; ``accuracy`` (the headline) counts only
+    answers read by the strict rule (``<answer>`` tag or ``\\boxed{}``), ``accuracy_lenient`` also those
+    only a fallback read; an unreadable answer is wrong in both and counted in ``parse``. ``accuracy`` is
+    None for an empty set; ``accuracy_se`` is the binomial standard error sqrt(p(1-p)/n).
     """
     if not problems:
-        return {"accuracy": None, "n": 0, "n_correct": 0, "n_unparsed": 0, "answer_sources": {}, "items": []}
-    prompts = [render("solve", question=p["question"]) for p in problems]
-    comps = llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=max_tokens),
+        return {"accuracy": None, "accuracy_se": None, "accuracy_lenient": None, "n": 0, "n_correct": 0,
+                "n_correct_lenient": 0, "n_unparsed": 0, "parse": tally([]), "answer_sources": {}, "items": []}
+    prompts = [render_fmt("solve", structured, question=p["question"]) for p in problems]
+    comps = llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=max_tokens,
+                                                 structure=answer_structure(reasoning_chars) if structured else None),
                          seeds=[derive_seed(seed, "eval", tag, p["id"]) for p in problems])
-    items, sources = [], {}
+    items, sources, parsed = [], {}, []
     for p, c in zip(problems, comps):
-        pred = parse_answer(c.text)
+        r = parse_solution_answer(c.text, c.finish_reason == "length")
+        parsed.append(r)
         src = answer_source(c.text)
         sources[src] = sources.get(src, 0) + 1
-        items.append({"id": p["id"], "question": p["question"], "gold": p["answer"], "pred": pred, "source": src,
-                      "correct": bool(answers_equivalent(pred, p["answer"])), "raw": c.text})
+        ok = bool(answers_equivalent(r.value, p["answer"]))
+        items.append({"id": p["id"], "question": p["question"], "gold": p["answer"], "pred": r.value, "how": r.how,
+                      "truncated": r.truncated, "source": src, "correct": ok and r.how == "strict",
+                      "correct_lenient": ok, "raw": c.text})
+    n = len(items)
     n_correct = sum(i["correct"] for i in items)
-    return {"accuracy": n_correct / len(items), "n": len(items), "n_correct": n_correct,
-            "n_unparsed": sum(i["pred"] is None for i in items), "answer_sources": sources, "items": items}
+    acc = n_correct / n
+    return {"accuracy": acc, "accuracy_se": binomial_se(acc, n), "n": n, "n_correct": n_correct,
+            "accuracy_lenient": sum(i["correct_lenient"] for i in items) / n,
+            "n_correct_lenient": sum(i["correct_lenient"] for i in items),
+            "n_unparsed": sum(i["pred"] is None for i in items), "parse": tally(parsed),
+            "answer_sources": sources, "items": items}
+
+
+def binomial_se(p: float | None, n: int) -> float | None:
+    """Standard error of a proportion, sqrt(p (1 - p) / n) (None without data).
+
+    >>> round(binomial_se(0.5, 100), 3), binomial_se(None, 0)
+    (0.05, None)
+    """
+    if p is None or n <= 0:
+        return None
+    return math.sqrt(p * (1 - p) / n)
+
+
+def generated_gold(candidates: Sequence[dict], gold: str = "verified", *, include_dropped: bool = False
+                   ) -> tuple[list[dict], dict[str, int]]:
+    """The generated questions to evaluate and their reference answers.
+
+    ``gold="verified"``: kept questions whose generator answer math-verify confirmed (its Computation
+    line on the question's numbers), with that answer as the reference; ``"majority"``: kept questions
+    with the final-solution majority as reference (the same model's vote: shown only for comparison,
+    never a gold for the square law). Returns (problems, counts of why questions were left out).
+
+    >>> c = [{"id": "a", "question": "q", "status": "kept", "answer": "3", "generator_answer": "4",
+    ...       "verification": {"verified": True}}]
+    >>> generated_gold(c)[0][0]["answer"], generated_gold(c, "majority")[0][0]["answer"]
+    ('4', '3')
+    """
+    if gold not in ("verified", "majority"):
+        raise ValueError(f"gold must be 'verified' or 'majority', got {gold!r}")
+    out, left = [], {"not_kept": 0, "not_verified": 0}
+    for c in candidates:
+        if not (c["status"] == "kept" or (include_dropped and c.get("answer"))):
+            left["not_kept"] += 1
+            continue
+        if gold == "majority":
+            out.append({"id": c["id"], "question": c["question"], "answer": c["answer"], "skills": c.get("skills")})
+        elif (c.get("verification") or {}).get("verified"):
+            out.append({"id": c["id"], "question": c["question"], "answer": c["generator_answer"],
+                        "skills": c.get("skills")})
+        else:
+            left["not_verified"] += 1
+    return out, left
 
 
 def fit_square_law(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:

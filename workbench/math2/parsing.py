@@ -14,7 +14,7 @@ from string import Template
 
 from ..tasks.math_answers import extract_boxed
 
-TEMPLATES = ("label_skill", "cluster_skills", "validate_pair", "generate_question", "attempt_solution",
+TEMPLATES = ("label_skill", "assign_skill", "cluster_skills", "validate_pair", "generate_question", "attempt_solution",
              "validate_question", "final_solution", "solve")
 
 
@@ -29,13 +29,37 @@ def template_text(name: str) -> str:
 def render(name: str, **values: object) -> str:
     """Fill template ``name``; a missing value raises a KeyError naming it.
 
-    >>> render("solve", question="What is 1+1?").splitlines()[-1]
+    >>> render("solve", question="What is 1+1?", answer_format="").splitlines()[-1]
     'Problem: What is 1+1?'
     """
     try:
         return Template(template_text(name)).substitute({k: str(v) for k, v in values.items()})
     except KeyError as e:
         raise KeyError(f"template {name!r} needs a value for {e.args[0]!r}") from None
+
+
+FORMATS = {
+    # structured: what the structure enforces, said in words so the model is not surprised by it
+    True: {"verdict_format": "Write one or two short sentences of reasoning, then give the verdict as "
+                             "<answer>Yes</answer> or <answer>No</answer>.",
+           "answer_format": "Write a short computation, then give the final number as <answer>NUMBER</answer>. "
+                            "Example: for 'What is 3 + 4?' write: 3 + 4 = 7. <answer>7</answer>",
+           "generation_format": "Use this format:\n# QUESTION\n<the question, on one line>\n# SOLUTION\n"
+                                "<a brief solution>\nComputation: <the arithmetic with the question's numbers> = "
+                                "\\boxed{<the answer>}"},
+    # free text: the paper's formats
+    False: {"verdict_format": "Write your reasoning under \"# REASONING\", then \"# FINAL ANSWER\" followed by "
+                              "Yes or No.",
+            "answer_format": "Put the final answer in \\boxed{}.",
+            "generation_format": "Use this format:\n# QUESTION\n<the question>\n# SOLUTION\n"
+                                 "<a brief solution ending with the final answer in \\boxed{}>"},
+}
+"""the format instructions put into the templates, for structured decoding on (True) or off (False)"""
+
+
+def render_fmt(name: str, structured: bool, **values: object) -> str:
+    """:func:`render` with the format instructions of ``structured`` filled in."""
+    return render(name, **FORMATS[bool(structured)], **values)
 
 
 @lru_cache(maxsize=None)

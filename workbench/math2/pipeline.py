@@ -16,9 +16,12 @@ Each candidate keeps every stage's prompt, raw outputs, parsed values and decisi
 see why it was kept or dropped. Each stage is ONE batched ``generate`` call over all live candidates.
 
 Reconstruction (the paper is silent): sampling temperatures, the number of validator votes (3), the
-tie rule of the final vote (``drop_ties``), unreadable validator verdicts counting as "No", unreadable pair
-verdicts letting the pair through (``reject_unreadable_pairs``), and the exact prompt
-wording (the paper's prompts are long GPT-4/Claude prompts; ours are short rewrites of their rubric).
+tie rule of the final vote (``drop_ties``), unreadable validator verdicts as their own category (never
+"No": a question whose votes cannot be read is dropped as ``validation_unreadable``, counted apart),
+unreadable pair verdicts letting the pair through (``reject_unreadable_pairs``), the structured forms
+of every stage (``structured``, see :mod:`workbench.math2.structured`), the math-verify check of the
+generator's ``Computation:`` line, and the exact prompt wording (the paper's prompts are long
+GPT-4/Claude prompts; ours are short rewrites of their rubric).
 """
 from __future__ import annotations
 
@@ -31,7 +34,9 @@ from tqdm.auto import tqdm
 from ..llm import SamplingParams
 from ..seeding import derive_seed, make_rng
 from ..tasks.math_answers import answers_equivalent
-from .parsing import generation_example, parse_answer, parse_generated, parse_yes_no, render
+from .parsing import generation_example, render_fmt
+from .structured import (Parsed, answer_structure, generation_structure, parse_generation, parse_solution_answer,
+                         parse_verdict, tally, verdict_structure, verify_computation)
 from .skills import exemplar_block
 
 STAGES = ("pair_validation", "generation", "attempt", "validation", "final_solution")
@@ -88,15 +93,16 @@ def majority_answer(answers: Sequence[str | None], *, drop_ties: bool = True) ->
             "n_parsed": n_parsed, "decision": decision}
 
 
-def _params(cfg, max_tokens: int, n: int = 1, stop: tuple[str, ...] = ()) -> SamplingParams:
-    return SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=max_tokens, n=n, stop=stop)
+def _params(cfg, max_tokens: int, n: int = 1, stop: tuple[str, ...] = (), structure=None) -> SamplingParams:
+    return SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=max_tokens, n=n, stop=stop,
+                          structure=structure if cfg.structured else None)
 
 
-def _group(comps, n_prompts: int, n: int) -> list[list[str]]:
-    """Prompt-major flat completions -> per prompt list of texts."""
-    out = [[""] * n for _ in range(n_prompts)]
+def _group(comps, n_prompts: int, n: int) -> list[list]:
+    """Prompt-major flat completions -> per prompt list of completions."""
+    out: list[list] = [[None] * n for _ in range(n_prompts)]
     for c in comps:
-        out[c.index][c.sample] = c.text
+        out[c.index][c.sample] = c
     return out
 
 
@@ -104,16 +110,50 @@ def _drop(cand: dict, stage: str, reason: str) -> None:
     cand["status"], cand["dropped_at"], cand["reason"] = "dropped", stage, reason
 
 
-def generation_chat(skill_a: dict, skill_b: dict, name_a: str, name_b: str, n_ex: int, n_turns: int) -> list[dict]:
+def vote_decision(votes: Sequence[bool | None], min_readable: int = 1) -> dict[str, Any]:
+    """The validator's decision from its votes (True = Yes, False = No, None = unreadable).
+
+    Unreadable votes are their own category, never "No": the decision is ``pass`` when more readable
+    votes say Yes than No, ``fail`` otherwise, and ``unreadable`` when fewer than ``min_readable`` votes
+    could be read (reconstruction; the paper takes a majority of readable GPT-4 verdicts).
+
+    >>> vote_decision([True, None, None])["decision"], vote_decision([None, None, None])["decision"]
+    ('pass', 'unreadable')
+    >>> vote_decision([True, False, None])["decision"], vote_decision([True, True, False])["decision"]
+    ('fail', 'pass')
+    """
+    yes = sum(v is True for v in votes)
+    no = sum(v is False for v in votes)
+    bad = sum(v is None for v in votes)
+    if yes + no < min_readable:
+        decision = "unreadable"
+    else:
+        decision = "pass" if yes > no else "fail"
+    return {"decision": decision, "yes": yes, "no": no, "unreadable": bad}
+
+
+def stage_structures(cfg) -> dict[str, Any]:
+    """The structure each pipeline stage decodes under (None for all when ``cfg.structured`` is off)."""
+    if not cfg.structured:
+        return {s: None for s in STAGES}
+    verdict = verdict_structure(cfg.verdict_reasoning_chars)
+    answer = answer_structure(cfg.answer_reasoning_chars)
+    return {"pair_validation": verdict, "generation": generation_structure(cfg.question_max_chars, cfg.solution_max_chars),
+            "attempt": answer, "validation": verdict, "final_solution": answer}
+
+
+def generation_chat(skill_a: dict, skill_b: dict, name_a: str, name_b: str, n_ex: int, n_turns: int,
+                    structured: bool = False) -> list[dict]:
     """The generation request as a chat: ``n_turns`` worked example turns, then the real request."""
     chat: list[dict] = []
     ex = generation_example()
     for _ in range(min(n_turns, 1)):  # one worked example ships with the project
-        chat.append({"role": "user", "content": render("generate_question", skill_a=ex["skill_a"], skill_b=ex["skill_b"],
-                                                       exemplars_a=ex["exemplars_a"], exemplars_b=ex["exemplars_b"])})
-        chat.append({"role": "assistant", "content": ex["response"]})
-    chat.append({"role": "user", "content": render(
-        "generate_question", skill_a=name_a, skill_b=name_b,
+        chat.append({"role": "user", "content": render_fmt("generate_question", structured, skill_a=ex["skill_a"],
+                                                           skill_b=ex["skill_b"], exemplars_a=ex["exemplars_a"],
+                                                           exemplars_b=ex["exemplars_b"])})
+        chat.append({"role": "assistant", "content": ex["response_structured" if structured else "response"]})
+    chat.append({"role": "user", "content": render_fmt(
+        "generate_question", structured, skill_a=name_a, skill_b=name_b,
         exemplars_a=exemplar_block(skill_a, n_ex, with_answers=False),
         exemplars_b=exemplar_block(skill_b, n_ex, with_answers=False))})
     return chat
@@ -122,9 +162,11 @@ def generation_chat(skill_a: dict, skill_b: dict, name_a: str, name_b: str, n_ex
 def run_pipeline(repo: dict, llm, cfg, *, progress: bool = True) -> dict[str, Any]:
     """Run the five stages for ``cfg.n_pairs`` random skill pairs of ``repo``.
 
-    Returns ``{"candidates": [...], "yields": {stage: survivors}, "unparsed": {stage: count}}``.
-    A candidate: ``{"id", "skills": [a, b], "status": kept|dropped, "dropped_at", "reason",
-    "question", "answer", "stages": {stage: {"prompt", "raw": [...], "parsed": ..., "decision"}}}``.
+    Returns ``{"candidates": [...], "yields": {stage: survivors}, "unparsed": {stage: count},
+    "parse": {stage: tally}}`` (``tally``: strict / lenient-only / unparsed / truncated counts and shares
+    over every output of the stage). A candidate: ``{"id", "skills": [a, b], "status": kept|dropped,
+    "dropped_at", "reason", "question", "answer", "generator_answer", "verification", "stages": {stage:
+    {"prompt", "raw": [...], "parsed": ..., "how": [...], "truncated": [...], "decision"}}}``.
     """
     skills = repo["skills"]
     names = [s for s in skills if skills[s]["exemplars"]]
@@ -133,28 +175,36 @@ def run_pipeline(repo: dict, llm, cfg, *, progress: bool = True) -> dict[str, An
     rng = make_rng(cfg.seed, "pairs")
     pairs = sample_pairs(names, min(cfg.n_pairs, len(names) * (len(names) - 1) // 2), rng)
     cands = [{"id": f"q{cfg.seed}-{i:03d}", "skills": [a, b], "status": "live", "dropped_at": None, "reason": None,
-              "question": None, "answer": None, "generator_answer": None, "stages": {}} for i, (a, b) in enumerate(pairs)]
-    unparsed = {s: 0 for s in STAGES}
+              "question": None, "answer": None, "generator_answer": None, "verification": None, "stages": {}}
+             for i, (a, b) in enumerate(pairs)]
+    parsed_all: dict[str, list[Parsed]] = {s: [] for s in STAGES}
     yields = {"pairs_sampled": len(cands)}
+    st = stage_structures(cfg)
+    fmt = bool(cfg.structured)
+    lenient = cfg.lenient_parsing
     bar = tqdm(total=len(STAGES), desc="math2 pipeline", disable=not progress)
 
     def live():
         return [c for c in cands if c["status"] == "live"]
 
+    def record(c, stage, prompt, comps, results, **extra):
+        parsed_all[stage].extend(results)
+        c["stages"][stage] = {"prompt": prompt, "raw": [x.text for x in comps],
+                              "how": [p.how for p in results], "truncated": [p.truncated for p in results], **extra}
+
     # 1. skill-pair validation
     batch = live()
-    prompts = [render("validate_pair", skill_a=a, skill_b=b,
-                      example_a=skills[a]["exemplars"][0]["question"], example_b=skills[b]["exemplars"][0]["question"])
+    prompts = [render_fmt("validate_pair", fmt, skill_a=a, skill_b=b, example_a=skills[a]["exemplars"][0]["question"],
+                          example_b=skills[b]["exemplars"][0]["question"])
                for a, b in (c["skills"] for c in batch)]
     if batch:
-        comps = llm.generate(prompts, _params(cfg, cfg.pair_max_tokens),
+        comps = llm.generate(prompts, _params(cfg, cfg.pair_max_tokens, structure=st["pair_validation"]),
                              seeds=[derive_seed(cfg.seed, "pair", c["id"]) for c in batch])
         for c, p, comp in zip(batch, prompts, comps):
-            v = parse_yes_no(comp.text)
-            unparsed["pair_validation"] += v is None
-            c["stages"]["pair_validation"] = {"prompt": p, "raw": [comp.text], "parsed": v,
-                                              "decision": "distinct" if v else ("too_similar" if v is False else
-                                                                                "unreadable")}
+            r = parse_verdict(comp.text, comp.finish_reason == "length")
+            v = r.used(lenient)
+            record(c, "pair_validation", p, [comp], [r], parsed=v,
+                   decision="distinct" if v else ("too_similar" if v is False else "unreadable"))
             if v is False:
                 _drop(c, "pair_validation", "skills judged too similar")
             elif v is None and cfg.reject_unreadable_pairs:
@@ -165,55 +215,58 @@ def run_pipeline(repo: dict, llm, cfg, *, progress: bool = True) -> dict[str, An
     # 2. question generation (multi-turn exemplar)
     batch = live()
     if batch:
-        chats = [generation_chat(skills[a], skills[b], a, b, cfg.n_exemplars, cfg.n_generation_examples)
+        chats = [generation_chat(skills[a], skills[b], a, b, cfg.n_exemplars, cfg.n_generation_examples, fmt)
                  for a, b in (c["skills"] for c in batch)]
-        comps = llm.generate(chats, _params(cfg, cfg.generation_max_tokens),
+        comps = llm.generate(chats, _params(cfg, cfg.generation_max_tokens, structure=st["generation"]),
                              seeds=[derive_seed(cfg.seed, "generate", c["id"]) for c in batch])
         for c, chat, comp in zip(batch, chats, comps):
-            g = parse_generated(comp.text)
-            unparsed["generation"] += g is None
-            c["stages"]["generation"] = {"prompt": chat, "raw": [comp.text], "parsed": g,
-                                         "decision": "parsed" if g else "unparsed"}
+            r = parse_generation(comp.text, comp.finish_reason == "length")
+            g = r.used(lenient)
+            record(c, "generation", chat, [comp], [r], parsed=r.value,
+                   decision="parsed" if g else ("lenient_only" if r.how == "lenient" else "unparsed"))
             if g is None:
-                _drop(c, "generation", "no question found in the generator's output")
+                _drop(c, "generation", "no question in the asked format" if r.how == "lenient"
+                      else "no question found in the generator's output")
             else:
                 c["question"], c["generator_answer"] = g["question"], g["answer"]
+                c["verification"] = verify_computation(g.get("computation"), g["answer"], g["question"],
+                                                       cfg.verify_numbers_from_question)
     yields["generation"] = len(live())
     bar.update()
 
     # 3. attempted solution by a flaw-seeking solver
     batch = live()
     if batch:
-        prompts = [render("attempt_solution", question=c["question"]) for c in batch]
-        comps = llm.generate(prompts, _params(cfg, cfg.attempt_max_tokens),
+        prompts = [render_fmt("attempt_solution", fmt, question=c["question"]) for c in batch]
+        comps = llm.generate(prompts, _params(cfg, cfg.attempt_max_tokens, structure=st["attempt"]),
                              seeds=[derive_seed(cfg.seed, "attempt", c["id"]) for c in batch])
         for c, p, comp in zip(batch, prompts, comps):
-            a = parse_answer(comp.text)
-            c["stages"]["attempt"] = {"prompt": p, "raw": [comp.text], "parsed": a, "decision": "attempted"}
+            r = parse_solution_answer(comp.text, comp.finish_reason == "length")
+            record(c, "attempt", p, [comp], [r], parsed=r.used(lenient), decision="attempted")
     yields["attempt"] = len(live())
     bar.update()
 
-    # 4. rubric validation with majority vote
+    # 4. rubric validation with a vote
     batch = live()
     if batch:
-        prompts = [render("validate_question", skill_a=a, skill_b=b,
-                          exemplars_a=exemplar_block(skills[a], cfg.n_exemplars),
-                          exemplars_b=exemplar_block(skills[b], cfg.n_exemplars),
-                          question=c["question"], attempt=c["stages"]["attempt"]["raw"][0].strip() or "(empty)")
+        prompts = [render_fmt("validate_question", fmt, skill_a=a, skill_b=b,
+                              exemplars_a=exemplar_block(skills[a], cfg.n_exemplars),
+                              exemplars_b=exemplar_block(skills[b], cfg.n_exemplars),
+                              question=c["question"], attempt=c["stages"]["attempt"]["raw"][0].strip() or "(empty)")
                    for c, (a, b) in ((c, c["skills"]) for c in batch)]
         k = cfg.n_validation_votes
-        comps = llm.generate(prompts, _params(cfg, cfg.validation_max_tokens, n=k),
+        comps = llm.generate(prompts, _params(cfg, cfg.validation_max_tokens, n=k, structure=st["validation"]),
                              seeds=[derive_seed(cfg.seed, "validate", c["id"]) for c in batch])
-        for c, p, texts in zip(batch, prompts, _group(comps, len(batch), k)):
-            votes = [parse_yes_no(t) for t in texts]
-            n_bad = sum(v is None for v in votes)
-            unparsed["validation"] += n_bad
-            yes = sum(v is True for v in votes)
-            passed = yes > k / 2
-            c["stages"]["validation"] = {"prompt": p, "raw": texts, "parsed": votes,
-                                         "decision": f"{'pass' if passed else 'fail'} ({yes}/{k} yes, {n_bad} unreadable)"}
-            if not passed:
-                _drop(c, "validation", f"validator majority not reached ({yes}/{k} yes, {n_bad} unreadable)")
+        for c, p, row in zip(batch, prompts, _group(comps, len(batch), k)):
+            rs = [parse_verdict(x.text, x.finish_reason == "length") for x in row]
+            votes = [r.used(lenient) for r in rs]
+            d = vote_decision(votes, cfg.min_readable_votes)
+            tallytxt = f"{d['yes']} yes, {d['no']} no, {d['unreadable']} unreadable of {k}"
+            record(c, "validation", p, row, rs, parsed=votes, vote=d, decision=f"{d['decision']} ({tallytxt})")
+            if d["decision"] == "fail":
+                _drop(c, "validation", f"validator said No ({tallytxt})")
+            elif d["decision"] == "unreadable":
+                _drop(c, "validation_unreadable", f"validator verdicts unreadable ({tallytxt})")
     yields["validation"] = len(live())
     bar.update()
 
@@ -221,16 +274,15 @@ def run_pipeline(repo: dict, llm, cfg, *, progress: bool = True) -> dict[str, An
     #    cfg.eval_include_dropped, so their would-be answers can be inspected; they stay dropped)
     batch = [c for c in cands if c["status"] == "live" or (cfg.eval_include_dropped and c["question"])]
     if batch:
-        prompts = [render("final_solution", question=c["question"]) for c in batch]
+        prompts = [render_fmt("final_solution", fmt, question=c["question"]) for c in batch]
         k = cfg.n_final_solutions
-        comps = llm.generate(prompts, _params(cfg, cfg.final_max_tokens, n=k),
+        comps = llm.generate(prompts, _params(cfg, cfg.final_max_tokens, n=k, structure=st["final_solution"]),
                              seeds=[derive_seed(cfg.seed, "final", c["id"]) for c in batch])
-        for c, p, texts in zip(batch, prompts, _group(comps, len(batch), k)):
-            answers = [parse_answer(t) for t in texts]
-            unparsed["final_solution"] += sum(a is None for a in answers)
+        for c, p, row in zip(batch, prompts, _group(comps, len(batch), k)):
+            rs = [parse_solution_answer(x.text, x.finish_reason == "length") for x in row]
+            answers = [r.used(lenient) for r in rs]
             m = majority_answer(answers, drop_ties=cfg.drop_ties)
-            c["stages"]["final_solution"] = {"prompt": p, "raw": texts, "parsed": answers, "vote": m,
-                                             "decision": m["decision"]}
+            record(c, "final_solution", p, row, rs, parsed=answers, vote=m, decision=m["decision"])
             if m["decision"] == "keep":
                 c["answer"] = m["answer"]
             if c["status"] == "live":
@@ -243,4 +295,6 @@ def run_pipeline(repo: dict, llm, cfg, *, progress: bool = True) -> dict[str, An
     yields["final_solution"] = sum(c["status"] == "kept" for c in cands)
     bar.update()
     bar.close()
-    return {"candidates": cands, "yields": yields, "unparsed": unparsed}
+    parse = {s: tally(v) for s, v in parsed_all.items()}
+    return {"candidates": cands, "yields": yields, "unparsed": {s: t["unparsed"] for s, t in parse.items()},
+            "parse": parse}

@@ -19,19 +19,57 @@ import numpy as np
 
 from ..llm import SamplingParams
 from ..seeding import derive_seed
-from .parsing import clean_label, parse_groups, parse_skill_label, render
+from .parsing import clean_label, parse_groups, render
+from .structured import label_structure, parse_label, skill_choice
 
 
 def label_skills(problems: Sequence[dict], llm, *, seed: int, max_tokens: int = 16,
-                 temperature: float = 0.0) -> list[dict[str, Any]]:
+                 temperature: float = 0.0, structured: bool = False, lenient: bool = True) -> list[dict[str, Any]]:
     """One labelling request per problem, all in one batch. Returns one record per problem:
-    ``{"id", "prompt", "raw", "label"}`` with ``label`` None when the output could not be read."""
+    ``{"id", "prompt", "raw", "label", "how", "truncated"}`` with ``label`` None when the output could not be
+    read (or, without ``lenient``, read only by a fallback rule); ``how`` is strict | lenient | none.
+    ``structured`` constrains the output to ``SKILL: <2-5 words>``."""
     prompts = [render("label_skill", question=p["question"], solution=p.get("solution") or p["answer"])
                for p in problems]
-    comps = llm.generate(prompts, SamplingParams(temperature=temperature, max_tokens=max_tokens, stop=("\n\n",)),
-                         seeds=[derive_seed(seed, "label", p["id"]) for p in problems])
-    return [{"id": p["id"], "prompt": pr, "raw": c.text, "label": parse_skill_label(c.text)}
-            for p, pr, c in zip(problems, prompts, comps)]
+    params = (SamplingParams(temperature=temperature, max_tokens=max_tokens, structure=label_structure())
+              if structured else SamplingParams(temperature=temperature, max_tokens=max_tokens, stop=("\n\n",)))
+    comps = llm.generate(prompts, params, seeds=[derive_seed(seed, "label", p["id"]) for p in problems])
+    out = []
+    for p, pr, c in zip(problems, prompts, comps):
+        r = parse_label(c.text, c.finish_reason == "length")
+        out.append({"id": p["id"], "prompt": pr, "raw": c.text, "label": r.used(lenient), "how": r.how,
+                    "truncated": r.truncated})
+    return out
+
+
+def assign_skills(problems: Sequence[dict], label_records: Sequence[dict], skill_names: Sequence[str], llm, *,
+                  seed: int, max_tokens: int = 16, structured: bool = False, lenient: bool = True
+                  ) -> list[dict[str, Any]]:
+    """Label each problem again, now with one name of the extracted skill list (the coarse skills):
+    constrained to the list under ``structured`` (``Choice``), else read from free text (exactly the name:
+    strict; one name inside the text: lenient). Greedy, one batch. Returns one record per problem:
+    ``{"id", "prompt", "raw", "skill", "how", "truncated"}``."""
+    names = sorted(set(skill_names))
+    listing = "\n".join(f"- {n}" for n in names)
+    prompts = [render("assign_skill", question=p["question"], skills=listing) for p in problems]
+    params = SamplingParams(temperature=0.0, max_tokens=max_tokens,
+                            structure=skill_choice(names) if structured else None,
+                            stop=() if structured else ("\n",))
+    comps = llm.generate(prompts, params, seeds=[derive_seed(seed, "assign", p["id"]) for p in problems])
+    out = []
+    for p, pr, c in zip(problems, prompts, comps):
+        r = parse_label(c.text, c.finish_reason == "length", choices=names)
+        out.append({"id": p["id"], "prompt": pr, "raw": c.text, "skill": r.used(lenient), "how": r.how,
+                    "truncated": r.truncated})
+    return out
+
+
+def reassign(clustering: dict, assignments: Sequence[dict]) -> dict[str, Any]:
+    """The clustering with each problem's coarse skill replaced by its chosen name; problems whose choice
+    could not be read keep no skill and are counted in ``n_unassigned``."""
+    coarse = {a["id"]: a["skill"] for a in assignments if a["skill"]}
+    return {**clustering, "coarse": coarse, "coarse_from_clusters": clustering["coarse"],
+            "n_unassigned": sum(not a["skill"] for a in assignments)}
 
 
 # ------------------------------------------------------------------------------------ clustering
@@ -164,10 +202,10 @@ def build_repository(problems: Sequence[dict], label_records: Sequence[dict], cl
     for pid, coarse in clustering["coarse"].items():
         p = by_id[pid]
         s = skills.setdefault(coarse, {"fine_labels": [], "exemplars": []})
-        if label_of[pid] not in s["fine_labels"]:
+        if label_of.get(pid) and label_of[pid] not in s["fine_labels"]:
             s["fine_labels"].append(label_of[pid])
         s["exemplars"].append({"id": pid, "question": p["question"], "solution": p.get("solution", ""),
-                               "answer": p["answer"], "fine_label": label_of[pid]})
+                               "answer": p["answer"], "fine_label": label_of.get(pid)})
     return {"skills": dict(sorted(skills.items())), "n_problems": len(problems),
             "n_unlabelled": clustering["n_unlabelled"]}
 
@@ -197,5 +235,5 @@ def exemplar_block(skill: dict, n: int, with_answers: bool = True) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["label_skills", "cluster_skills", "build_repository", "save_repository", "load_repository",
+__all__ = ["label_skills", "assign_skills", "reassign", "cluster_skills", "build_repository", "save_repository", "load_repository",
            "embed_texts", "tfidf_vectors", "agglomerate", "exemplar_block", "clean_label"]
