@@ -257,7 +257,8 @@ def test_best_of_n_self_verification_selects_verified_answer():
     assert [s["generations"] for s in out["steps"]] == [2, 4, 6, 8]
     assert out["steps"][-1]["verify_unparsed"] == 1
     assert out["steps"][-1]["verify_acc"] == 1.0  # the three parsed verdicts are all right
-    assert parse_verdict("I think: incorrect") is False and parse_verdict("") is None
+    # the authors' reading: only True/False count; "incorrect" alone is an unreadable verdict
+    assert parse_verdict("I think: incorrect") is None and parse_verdict("") is None
 
 
 def test_first_generation_is_shared_across_runs_by_seed():

@@ -37,6 +37,16 @@ class Config:
     """budget-matched baselines to run (any of the three)"""
     verify_max_tokens: int = 8
     """max new tokens of a self-verification verdict"""
+    structured: str = "auto"
+    """structured outputs: on | off | auto (= on for the embedded model, backend 'default'). On: an
+    <answer> task's completions are reason-then-answer (free text up to max_reasoning_chars, then
+    <answer> + an answer of the expected shape + </answer>) and verdicts are exactly True or False
+    (reconstruction: the paper's models follow the format unaided)"""
+    max_reasoning_chars: int = 48
+    """with structured outputs: the most characters of reasoning before the <answer> tag"""
+    answer_pattern: str = ""
+    """with structured outputs: regex of the answer inside the tags ('' = an integer when every reference
+    answer is one, else one line without '<')"""
     k_sweep: tuple = ()
     """extra K values to run RSA with (same N, T, seed); the main K is always included"""
     correct_threshold: float = 1.0
@@ -63,5 +73,9 @@ class Config:
             raise ValueError(f"unknown baseline(s) {sorted(unknown)}; choose from majority_vote, best_of_n_verify, self_refine")
         if self.resume and not self.checkpoint_dir:
             raise ValueError("resume=True needs checkpoint_dir")
+        if self.structured not in ("auto", "on", "off"):
+            raise ValueError(f"structured must be 'auto', 'on' or 'off', got {self.structured!r}")
+        if self.max_reasoning_chars < 0:
+            raise ValueError(f"max_reasoning_chars must be >= 0, got {self.max_reasoning_chars}")
         self.baselines = tuple(self.baselines)
         self.k_sweep = tuple(int(k) for k in self.k_sweep)

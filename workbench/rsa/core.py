@@ -51,9 +51,10 @@ from ..seeding import derive_seed, make_rng
 from ..tasks.base import Problem, Task
 from . import prompts as P
 from .config import Config
-from .metrics import average_metrics, majority_vote, population_metrics
+from .answers import PARSE_CATEGORIES, VERDICT_STRUCTURE, answer_structure, parse_verdict, read_answer
+from .metrics import average_metrics, majority_vote, population_metrics, standard_error
 
-CHECKPOINT_FORMAT = "workbench.rsa.checkpoint/2"  # /2: the fingerprint holds problem content, task and model identity
+CHECKPOINT_FORMAT = "workbench.rsa.checkpoint/3"  # /2: fingerprint holds problem content, task, model; /3: strict + lenient readings
 
 
 # --------------------------------------------------------------------------------------- tasks
@@ -87,11 +88,20 @@ def make_task(cfg: Config) -> Task:
 
 def make_candidate(text: str, task: Task, problem: Problem, *, threshold: float, parents: Sequence[int],
                    prompt_tokens: int = 0, completion_tokens: int = 0, finish_reason: str = "") -> dict:
-    """A candidate as a plain dict: text, parsed answer, parse method, score, correct, parents, tokens."""
-    answer, how = task.extract(text, problem)
-    score = task.score(answer, problem)
-    return {"text": text, "answer": answer, "parse": how, "score": float(score),
-            "correct": bool(score >= threshold), "parents": [int(p) for p in parents],
+    """A candidate as a plain dict: text; the strict reading (``answer``, ``parse_strict``, ``score``,
+    ``correct``: the headline); the lenient reading (``answer_lenient``, ``parse``, ``score_lenient``,
+    ``correct_lenient``); ``category`` (strict | lenient_only | unparsed); ``truncated`` (the token
+    budget ended it: ``finish_reason == "length"``); parents; tokens. An unparsed answer scores 0 and is
+    not correct, and its category says why."""
+    r = read_answer(task, text, problem)
+    score = task.score(r["answer"], problem) if r["answer"] is not None else 0.0
+    lscore = task.score(r["answer_lenient"], problem) if r["answer_lenient"] is not None else 0.0
+    return {"text": text, "answer": r["answer"], "parse_strict": r["parse_strict"], "score": float(score),
+            "correct": bool(r["answer"] is not None and score >= threshold),
+            "answer_lenient": r["answer_lenient"], "parse": r["parse"], "score_lenient": float(lscore),
+            "correct_lenient": bool(r["answer_lenient"] is not None and lscore >= threshold),
+            "category": r["category"], "truncated": finish_reason == "length",
+            "parents": [int(p) for p in parents],
             "prompt_tokens": int(prompt_tokens), "completion_tokens": int(completion_tokens),
             "finish_reason": finish_reason}
 
@@ -197,8 +207,11 @@ def save_checkpoint(directory, label: str, step: int, fingerprint: dict, populat
 
 # candidate field -> accepted types (bool is an int: "correct" must be a bool, numbers must not be)
 _CANDIDATE_FIELDS = {"text": (str,), "answer": (str, type(None)), "parse": (str, type(None)),
-                     "score": (int, float), "correct": (bool,), "parents": (list,), "prompt_tokens": (int,),
-                     "completion_tokens": (int,), "finish_reason": (str,)}
+                     "parse_strict": (str, type(None)), "answer_lenient": (str, type(None)),
+                     "score": (int, float), "correct": (bool,), "score_lenient": (int, float),
+                     "correct_lenient": (bool,), "category": (str,), "truncated": (bool,),
+                     "parents": (list,), "prompt_tokens": (int,), "completion_tokens": (int,),
+                     "finish_reason": (str,)}
 
 
 def _population_problem(pop: Any, n_problems: int, n: int) -> str | None:
@@ -216,8 +229,10 @@ def _population_problem(pop: Any, n_problems: int, n: int) -> str | None:
                 if v is KeyError:
                     return f"candidate [{i}][{j}] has no {key!r}"
                 bad = not isinstance(v, types) or (isinstance(v, bool) and bool not in types)
-                if not bad and key == "score" and v != v:
+                if not bad and key in ("score", "score_lenient") and v != v:
                     bad = True  # NaN
+                if not bad and key == "category":
+                    bad = v not in PARSE_CATEGORIES
                 if not bad and key == "parents":
                     bad = not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < n for x in v)
                 if bad:
@@ -331,9 +346,12 @@ def run_rsa(llm, task: Task, problems: Sequence[Problem] | None = None, *, n: in
     bar.close()
     per_problem = [[population_metrics(pop[pi], _equiv(task, p)) for pi, p in enumerate(problems)] for pop in pops]
     steps = _with_cumulative([average_metrics(pp) for pp in per_problem], len(problems))
-    for m in steps:
+    for m, pp in zip(steps, per_problem):
         m["accuracy"] = m["mean_acc"]
+        m["accuracy_lenient"] = m["mean_acc_lenient"]
         m["generations"] = n * m["step"]
+        for key in ("mean_acc", "majority_acc", "mean_acc_lenient"):  # over problems
+            m[key + "_se"] = standard_error([x[key] for x in pp])
     return {"label": label, "N": n, "K": k, "T": t, "steps": steps, "per_problem": per_problem,
             "populations": pops, "llm_calls": calls}
 
@@ -345,32 +363,25 @@ def majority_vote_baseline(task: Task, problems: Sequence[Problem], pool: list[l
         raise ValueError(f"majority voting at T={t} needs {n * t} samples per problem")
     steps = []
     for s in range(1, t + 1):
-        m = average_metrics([population_metrics(row[:n * s], _equiv(task, p)) for row, p in zip(pool, problems)])
-        m.update(step=s, accuracy=m["majority_acc"], generations=n * s,
-                 cum_prompt_tokens=m["prompt_tokens"], cum_completion_tokens=m["completion_tokens"])
+        pp = [population_metrics(row[:n * s], _equiv(task, p)) for row, p in zip(pool, problems)]
+        m = average_metrics(pp)
+        m.update(step=s, accuracy=m["majority_acc"], accuracy_lenient=m["majority_acc_lenient"], generations=n * s,
+                 cum_prompt_tokens=m["prompt_tokens"], cum_completion_tokens=m["completion_tokens"],
+                 accuracy_se=standard_error([x["majority_acc"] for x in pp]),
+                 per_problem_accuracy=[x["majority_acc"] for x in pp])
         steps.append(m)
     return {"label": "majority_vote", "steps": steps}
 
 
-_VERDICT = re.compile(r"\b(true|false|yes|no|correct|incorrect|wrong|right)\b", re.IGNORECASE)
-
-
-def parse_verdict(text: str | None) -> bool | None:
-    """First True/False-like word of a verification answer; None if there is none.
-
-    >>> parse_verdict("True."), parse_verdict("The answer is incorrect"), parse_verdict("hmm") is None
-    (True, False, True)
-    """
-    m = _VERDICT.search(text or "")
-    if not m:
-        return None
-    return m.group(1).lower() in ("true", "yes", "correct", "right")
-
-
 def best_of_n_verify_baseline(llm, task: Task, problems: Sequence[Problem], pool: list[list[dict]], n: int, t: int,
-                              sampling: SamplingParams, *, seed: int, templates: dict, verify_max_tokens: int = 8) -> dict:
+                              sampling: SamplingParams, *, seed: int, templates: dict, verify_max_tokens: int = 8,
+                              structured: bool = False) -> dict:
     """Best-of-m with self-verification at matched budgets: at step s the budget N*s is split into
-    m = max(1, N*s // 2) candidates (the first m of ``pool``) and m verification calls (one batched call)."""
+    m = max(1, N*s // 2) candidates (the first m of ``pool``) and m verification calls (one batched call).
+    Verdicts are read by :func:`~workbench.rsa.answers.parse_verdict` (the last True/False); with
+    ``structured`` the verdict is constrained to exactly ``True`` or ``False``. The selected answer is
+    the strict majority among candidates judged True (all candidates when none is); the lenient variant
+    does the same with the lenient readings."""
     m_max = max(1, (n * t) // 2)
     if any(len(row) < m_max for row in pool):
         raise ValueError(f"best-of-n needs {m_max} samples per problem")
@@ -379,34 +390,85 @@ def best_of_n_verify_baseline(llm, task: Task, problems: Sequence[Problem], pool
         for j in range(m_max):
             prompts.append(P.verify_prompt(templates, p.question, row[j]["text"], task.format_hint, task.problem_kind))
             seeds.append(derive_seed(seed, "verify", p.id, j))
-    comps = llm.generate(prompts, sampling.replace(n=1, max_tokens=verify_max_tokens), seeds=seeds)
+    comps = llm.generate(prompts, sampling.replace(n=1, max_tokens=verify_max_tokens,
+                                                   structure=VERDICT_STRUCTURE if structured else None), seeds=seeds)
     verdicts = [[parse_verdict(comps[i * m_max + j].text) for j in range(m_max)] for i in range(len(problems))]
     vtok = [[(comps[i * m_max + j].prompt_tokens, comps[i * m_max + j].completion_tokens) for j in range(m_max)]
             for i in range(len(problems))]
     steps = []
     for s in range(1, t + 1):
         m = max(1, (n * s) // 2)
-        acc, vacc, vun, pt, ct = [], [], 0, 0, 0
+        acc, lacc, vacc, vun, pt, ct = [], [], [], 0, 0, 0
         for i, (row, p) in enumerate(zip(pool, problems)):
             cands, ver = row[:m], verdicts[i][:m]
             ok = [j for j in range(m) if ver[j] is True]
             pick_from = ok if ok else list(range(m))
             w = majority_vote([cands[j]["answer"] for j in pick_from], _equiv(task, p))
             acc.append(float(w is not None and cands[pick_from[w]]["correct"]))
+            lw = majority_vote([cands[j].get("answer_lenient", cands[j]["answer"]) for j in pick_from], _equiv(task, p))
+            lacc.append(float(lw is not None and cands[pick_from[lw]].get("correct_lenient", cands[pick_from[lw]]["correct"])))
             judged = [(v, c["correct"]) for v, c in zip(ver, cands) if v is not None]
             vacc.append(sum(v == c for v, c in judged) / len(judged) if judged else 0.0)
             vun += sum(v is None for v in ver)
             pt += sum(c["prompt_tokens"] for c in cands) + sum(x[0] for x in vtok[i][:m])
             ct += sum(c["completion_tokens"] for c in cands) + sum(x[1] for x in vtok[i][:m])
-        steps.append({"step": s, "accuracy": sum(acc) / len(acc), "verify_acc": sum(vacc) / len(vacc),
-                      "verify_unparsed": vun, "candidates": m, "generations": 2 * m,
+        steps.append({"step": s, "accuracy": sum(acc) / len(acc), "accuracy_lenient": sum(lacc) / len(lacc),
+                      "accuracy_se": standard_error(acc), "per_problem_accuracy": acc,
+                      "verify_acc": sum(vacc) / len(vacc), "verify_unparsed": vun,
+                      "verify_unparsed_frac": vun / (m * len(problems)), "candidates": m, "generations": 2 * m,
                       "cum_prompt_tokens": pt, "cum_completion_tokens": ct})
     return {"label": "best_of_n_verify", "steps": steps, "verdicts": verdicts}
 
 
 # ------------------------------------------------------------------------------------- run
+def structure_on(cfg: Config, llm=None) -> bool:
+    """Whether ``cfg.structured`` turns structured outputs on: "on", "off", or "auto" = on for the
+    embedded model (backend ``default``), off otherwise (a full-scale model follows the format unaided,
+    and a short reasoning bound would cut its thinking; use "on" with a larger ``max_reasoning_chars``)."""
+    if cfg.structured != "auto":
+        return cfg.structured == "on"
+    spec = getattr(llm, "spec", None) or cfg.backend
+    return str(spec).split("?", 1)[0].split(":", 1)[0] == "default"
+
+
+def _method_row(steps: list[dict]) -> dict:
+    last = steps[-1]
+    return {"accuracy": last["accuracy"], "accuracy_lenient": last.get("accuracy_lenient"),
+            "accuracy_se": last.get("accuracy_se", last.get("mean_acc_se"))}
+
+
+def _parse_shares(populations: list) -> list[dict]:
+    """Per step: shares of candidates parsed strictly, only leniently, not at all, and truncated."""
+    out = []
+    for t, pop in enumerate(populations, 1):
+        cands = [c for row in pop for c in row]
+        n = len(cands)
+        out.append({"step": t, "n": n, **{f"{cat}_frac": sum(c["category"] == cat for c in cands) / n
+                                          for cat in PARSE_CATEGORIES},
+                    "truncated_frac": sum(c["truncated"] for c in cands) / n})
+    return out
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Mean of ``a - b`` over paired problems and its standard error.
+
+    >>> paired_difference([1.0, 0.5, 0.0], [0.0, 0.5, 0.0])["diff"]
+    0.3333333333333333
+    """
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired difference needs two equal, non-empty lists (got {len(a)} and {len(b)})")
+    d = [x - y for x, y in zip(a, b)]
+    return {"diff": sum(d) / len(d), "se": standard_error(d), "n_problems": len(d)}
+
+
 def run(cfg: Config, llm=None, *, task: Task | None = None, progress: bool = True) -> dict:
-    """Run RSA, the budget-matched baselines and the K sweep of ``cfg``. Returns plain data (see notebook)."""
+    """Run RSA, the budget-matched baselines and the K sweep of ``cfg``. Returns plain data (see notebook).
+
+    Accuracies are strict (the authors' extraction, :mod:`workbench.rsa.answers`); every method's steps
+    also carry the lenient variant (``accuracy_lenient``), and ``parse_shares`` gives, per method and
+    step, the shares parsed strictly, only leniently, not at all, and truncated by the token budget.
+    ``comparisons``: RSA's final mean accuracy minus each baseline's final accuracy, paired over
+    problems, with its standard error (same budget: N*T generations per problem)."""
     if llm is None:
         from ..llm import load_llm
 
@@ -414,7 +476,10 @@ def run(cfg: Config, llm=None, *, task: Task | None = None, progress: bool = Tru
     task = task or make_task(cfg)
     problems = task.problems
     templates = P.load_templates(cfg.templates)
-    sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
+    structured = structure_on(cfg, llm)
+    structure = answer_structure(task, problems, cfg.max_reasoning_chars, cfg.answer_pattern) if structured else None
+    sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens,
+                              structure=structure)
     n, k, t = cfg.population, cfg.subset_size, cfg.steps
     pool_size = n
     if "majority_vote" in cfg.baselines:
@@ -435,10 +500,12 @@ def run(cfg: Config, llm=None, *, task: Task | None = None, progress: bool = Tru
     if "best_of_n_verify" in cfg.baselines:
         baselines["best_of_n_verify"] = best_of_n_verify_baseline(
             llm, task, problems, pool, n, t, sampling, seed=cfg.seed, templates=templates,
-            verify_max_tokens=cfg.verify_max_tokens)
+            verify_max_tokens=cfg.verify_max_tokens, structured=structured)
     if "self_refine" in cfg.baselines:
         sr = run_rsa(llm, task, problems, n=n, k=1, t=t, k1_parent="self", initial=pool, checkpoint_dir=ckpt,
                      resume=cfg.resume, label="self_refine", progress=progress, **common)
+        for m, pp in zip(sr["steps"], sr["per_problem"]):
+            m["per_problem_accuracy"] = [x["mean_acc"] for x in pp]
         baselines["self_refine"] = {"label": "self_refine", "steps": sr["steps"], "populations": sr["populations"]}
     sweep: dict[str, Any] = {}
     for kk in sorted(set(cfg.k_sweep) | {k}):
@@ -449,13 +516,28 @@ def run(cfg: Config, llm=None, *, task: Task | None = None, progress: bool = Tru
                     resume=cfg.resume, progress=progress, **common)
         sweep[str(kk)] = {"steps": r["steps"]}
     parse_counts = Counter(c["parse"] or "unparsed" for pop in rsa["populations"] for row in pop for c in row)
+    shares = {"rsa": _parse_shares(rsa["populations"]),
+              "independent_samples": _parse_shares([pool])[0] | {"step": None, "samples_per_problem": pool_size}}
+    if "self_refine" in baselines:
+        shares["self_refine"] = _parse_shares(baselines["self_refine"]["populations"])
+    rsa_final = [x["mean_acc"] for x in rsa["per_problem"][-1]]
+    comparisons = {f"rsa_minus_{name}": paired_difference(rsa_final, b["steps"][-1]["per_problem_accuracy"])
+                   for name, b in baselines.items()}
+    comparisons["rsa_final_minus_step1"] = paired_difference(rsa_final, [x["mean_acc"] for x in rsa["per_problem"][0]])
+    last = rsa["steps"][-1]
     summary = {
-        "rsa": {"mean_acc_step1": rsa["steps"][0]["mean_acc"], "mean_acc_final": rsa["steps"][-1]["mean_acc"],
-                "majority_acc_final": rsa["steps"][-1]["majority_acc"], "pass_at_n_step1": rsa["steps"][0]["pass_at_n"],
-                "pass_at_n_final": rsa["steps"][-1]["pass_at_n"],
-                "distinct_final": rsa["steps"][-1]["distinct_answers"],
-                "unparsed_frac": parse_counts.get("unparsed", 0) / max(1, sum(parse_counts.values()))},
+        "rsa": {"mean_acc_step1": rsa["steps"][0]["mean_acc"], "mean_acc_step1_se": rsa["steps"][0]["mean_acc_se"],
+                "mean_acc_final": last["mean_acc"], "mean_acc_final_se": last["mean_acc_se"],
+                "mean_acc_final_lenient": last["mean_acc_lenient"],
+                "majority_acc_final": last["majority_acc"], "pass_at_n_step1": rsa["steps"][0]["pass_at_n"],
+                "pass_at_n_final": last["pass_at_n"], "distinct_final": last["distinct_answers"],
+                "strict_frac": sum(x["strict_frac"] for x in shares["rsa"]) / t,
+                "lenient_only_frac": sum(x["lenient_only_frac"] for x in shares["rsa"]) / t,
+                "unparsed_frac": sum(x["unparsed_frac"] for x in shares["rsa"]) / t,
+                "truncated_frac": sum(x["truncated_frac"] for x in shares["rsa"]) / t},
         "baselines": {name: b["steps"][-1]["accuracy"] for name, b in baselines.items()},
+        "baselines_lenient": {name: b["steps"][-1]["accuracy_lenient"] for name, b in baselines.items()},
+        "comparisons": {name: {"diff": c["diff"], "se": c["se"]} for name, c in comparisons.items()},
         "k_sweep_final_mean_acc": {f"K{kk}": v["steps"][-1]["mean_acc"] for kk, v in sweep.items()},
     }
     return {
@@ -464,6 +546,7 @@ def run(cfg: Config, llm=None, *, task: Task | None = None, progress: bool = Tru
                  "problems": [p.to_dict() for p in problems],
                  "malformed": [asdict(m) for m in getattr(task, "malformed", [])]},
         "backend": {"spec": getattr(llm, "spec", None), "model": getattr(llm, "model", None)},
+        "structure": structure.to_key() if structure is not None else None,
         "rsa": rsa, "baselines": baselines, "k_sweep": sweep, "parse_counts": dict(parse_counts),
-        "summary": summary,
+        "parse_shares": shares, "comparisons": comparisons, "summary": summary,
     }
