@@ -91,6 +91,51 @@ def test_rule_of_four_and_qeppi_known_values():
     assert qeppi_score(to_mol("CC(=O)Oc1ccccc1C(=O)O")) == pytest.approx(0.33, abs=0.01)
 
 
+def _product_mols(n=120, seed=0):
+    from workbench.del_gflownet.reactions import LibraryEnumerator
+
+    b = builtin_blocks()
+    enum, rng, out = LibraryEnumerator(b.smiles), np.random.default_rng(seed), []
+    while len(out) < n:
+        s = enum.product(tuple(int(rng.integers(k)) for k in b.sizes))
+        if s is not None:
+            out.append(to_mol(s))
+    return out
+
+
+def test_feature_set_shares_no_inputs_with_the_proxy_label():
+    import QEPPI
+
+    from workbench.del_gflownet import Config
+    from workbench.del_gflownet.models import featurize, label_feature_overlap, proxy_label_inputs
+
+    lab = proxy_label_inputs()
+    # the label inputs are what the qeppi calculator really calls, plus the Rule of Four's four
+    calc_funcs = list(QEPPI.QEPPI_Calculator().desc_func_dict.values())
+    assert all(any(f is g for g in lab.values()) for f in calc_funcs) and len(lab) == len(calc_funcs) + 4
+    assert label_feature_overlap(Config().features) == []
+    assert "MolWt=ro4:MolWt" in label_feature_overlap("ecfp+desc")  # the check can fail
+    # numerically: no feature column is (nearly) a function of any label input on product molecules
+    mols = _product_mols()
+    inputs = np.array([[f(m) for f in lab.values()] for m in mols])  # (M, 11)
+
+    def max_abs_corr(x):
+        x = x[:, x.std(0) > 0]
+        xs = (x - x.mean(0)) / x.std(0)
+        ys = (inputs - inputs.mean(0)) / inputs.std(0)
+        return float(np.abs(xs.T @ ys / len(mols)).max())
+
+    assert max_abs_corr(featurize(mols, Config().features)) < 0.9
+    assert max_abs_corr(featurize(mols, "ecfp+desc")) > 0.99
+
+
+def test_run_refuses_label_inputs_as_features_with_proxy_labels():
+    from workbench.del_gflownet import Config, run
+
+    with pytest.raises(ValueError, match="inputs of the proxy label"):
+        run(Config(features="ecfp+desc", n_label_molecules=40, n_blocks_per_cycle=6), progress=False)
+
+
 def test_scaffold_split_has_no_leakage():
     cores = ["c1ccccc1", "c1ccncc1", "C1CCCCC1", "c1ccc2ccccc2c1", "c1ccsc1", "C1CCNCC1", "c1cnccn1", "C1CCOC1"]
     smiles = [f"{tail}{core}" for core in cores for tail in ("C", "CC", "OC", "CCC", "N")][:37]
@@ -332,6 +377,36 @@ def test_baselines_random_topk_annealing():
     assert reward.log_reward(sa).mean() > reward.log_reward(rand).mean()
 
 
+def test_random_search_and_topk_runs_spend_the_stated_budget():
+    sizes, quotas = [6, 5, 4], [2, 2, 1]
+    table, a = _separable(sizes)
+    scorer = TableScorer(table)
+    reward = LibraryReward(scorer, sizes, beta=10.0)
+    libs, _ = bl.random_search(reward, sizes, quotas, n_calls=200, n_out=10, seed=0)
+    assert reward.n_library_calls == 200 and libs.shape == (10, 15)
+    lr = reward.log_reward(libs)
+    assert len(np.unique(libs, axis=0)) == 10 and np.all(np.diff(lr) <= 1e-12)  # distinct, best first
+    pool = bl.random_libraries(sizes, quotas, 200, seed=0)  # the same draws: its best is the search's first
+    assert lr[0] == pytest.approx(reward.log_reward(pool).max())
+    m0 = scorer.n_evaluations
+    top, info = bl.topk_libraries(reward, sizes, quotas, n_libraries=7, molecule_budget=7 * 15 * 9 + 5, seed=0)
+    assert top.shape == (7, 15) and info["n_partners"] == 9
+    assert scorer.n_evaluations - m0 == info["n_evaluations"] == 7 * 15 * 9
+    with pytest.raises(ValueError, match="n_calls"):
+        bl.random_search(reward, sizes, quotas, n_calls=5, n_out=10)
+
+
+@pytest.mark.parametrize("space,objective", [("flat", "tb"), ("flat", "db"), ("hierarchical", "db")])
+def test_training_makes_one_reward_call_per_trajectory(space, objective):
+    env, _, _, _ = _toy(space)
+    reward_calls = []
+    fn = env.log_reward_fn
+    env.log_reward_fn = lambda bits: (reward_calls.append(len(bits)), fn(bits))[1]
+    model = build_gflownet(env, objective, hidden=16)
+    train_gflownet(env, model, n_iterations=3, batch_size=5, seed=0, progress=False)
+    assert sum(reward_calls) == 15  # DB's loss reuses the trajectories' rewards
+
+
 def test_metrics_known_values():
     bits = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 1, 0]], bool)
     d = jaccard_distance_matrix(bits)
@@ -352,16 +427,52 @@ def test_run_smoke_writes_results(tmp_path):
     from workbench.results import record
 
     cfg = Config(n_blocks_per_cycle=6, quota_per_cycle=2, n_label_molecules=150, models="rf", rf_trees=20,
-                 n_iterations=3, batch_size=4, n_eval_samples=8, sa_chains=4, n_clusters_per_cycle=2,
-                 n_diversity_molecules=10, gflownets="flat:tb,hierarchical:db")
+                 n_iterations=3, batch_size=4, n_eval_samples=5, n_reference=20, n_clusters_per_cycle=2,
+                 n_diversity_molecules=10, gflownets="flat:tb,hierarchical:db", action_space_seeds=2,
+                 as_blocks_per_cycle=6, as_clusters_per_cycle=2, as_iterations=2)
     res = run(cfg, progress=False)
     s = res["summary"]
     assert s["labels"]["scaffold_overlap"] == 0 and s["enumeration_failures"] == 0
-    assert set(s["methods"]) == {"random", "gfn_flat_tb", "gfn_hierarchical_db", "topk", "annealing"}
+    assert s["feature_label_overlap"] == [] and set(s["leak_check_rf_roc_auc"]) == {"ecfp", "desc", "ecfp+desc"}
+    assert set(s["methods"]) == {"random", "random_search", "gfn_flat_tb", "gfn_hierarchical_db", "topk", "annealing"}
     for m in res["methods"].values():
         assert all(sum(b) == 6 for b in m["bits"])
+    # equal budget, as counted by the reward and the scorer while each method ran: the same number of
+    # libraries out, 3 * 4 = 12 library rewards (8 products each) or their product-score equivalent
+    budget = s["budget"]
+    assert {b["n_libraries"] for b in budget.values()} == {5}
+    assert budget["random"] == {"n_libraries": 5, "library_calls": 0, "molecule_scores": 0}
+    for name in ("random_search", "gfn_flat_tb", "gfn_hierarchical_db", "annealing"):
+        assert budget[name]["library_calls"] == 12 and budget[name]["molecule_scores"] == 12 * 8, name
+    assert budget["topk"]["library_calls"] == 0 and 12 * 8 - 18 * 5 < budget["topk"]["molecule_scores"] <= 12 * 8
+    a = res["action_space"]
+    assert a["setting"]["seeds"] == 2 and set(a["per_seed"]) == {0, 1}
+    for row in a["per_seed"].values():
+        assert row["flat"]["training_reward_calls"] == row["hierarchical"]["training_reward_calls"] == 2 * 4
+        assert row["flat"]["gap_to_optimum"] >= 0 and row["hierarchical"]["gap_to_optimum"] >= 0
     assert res["views"]["random"][0]["blocks"][0][0]["smiles"]
     record(res, cfg, tmp_path, notebook_id="del_gflownet", print_summary=False)
     assert json.loads((tmp_path / "results.json").read_text())["metrics"]["summary"]["labels"]["n"] > 100
     with pytest.raises(ValueError, match="reward_model"):
         run(Config(models="rf", reward_model="gnn"), progress=False)
+
+
+# ---- flat vs hierarchical on the known-truth cluster reward -------------------------------------
+def test_cluster_table_optimum_matches_enumeration():
+    from workbench.del_gflownet.action_space import cluster_table, optimal_library
+
+    clusters = [np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 0]), np.array([0, 0, 1])]
+    sizes, quotas = [5, 4, 3], [2, 2, 1]
+    table, z = cluster_table(clusters, 0.8, seed=3)
+    assert table.shape == (5, 4, 3) and np.all((table > 0) & (table < 1))
+    reward = LibraryReward(TableScorer(table), sizes, beta=1.0)
+    libs = all_libraries(sizes, quotas)
+    best = reward.mean_p(optimal_library(z, quotas)[None])[0]
+    assert best == pytest.approx(reward.mean_p(libs).max())
+    # share 1: blocks of one cluster score alike; share 0: no cluster structure at all
+    t1, z1 = cluster_table(clusters, 1.0, seed=3)
+    assert z1[0][0] == z1[0][1] and z1[0][2] == z1[0][3]
+    _, z0 = cluster_table(clusters, 0.0, seed=3)
+    assert z0[0][0] != z0[0][1]
+    with pytest.raises(ValueError, match="cluster_share"):
+        cluster_table(clusters, 1.5, seed=0)

@@ -22,8 +22,12 @@ class Config:
     """proxy label: QEPPI at least this (reconstruction)"""
     ro4_min: int = 3
     """proxy label: at least this many of the four Rule-of-Four criteria (reconstruction)"""
-    features: str = "ecfp+desc"
-    """RF / MLP features: ecfp, desc or ecfp+desc"""
+    features: str = "ecfp"
+    """RF / MLP features: ecfp, desc or ecfp+desc (desc holds every input of the proxy label)"""
+    allow_label_inputs: bool = False
+    """with proxy labels, allow features that are inputs of the label function (a leak; diagnostic only)"""
+    leak_check: bool = True
+    """with proxy labels, also fit the RF on each feature set (ecfp, desc, ecfp+desc) and report ROC-AUC"""
     n_bits: int = 2048
     """ECFP4 length"""
     models: str = "rf,mlp,gnn"
@@ -61,16 +65,30 @@ class Config:
     hidden: int = 128
     """policy MLP width"""
     n_eval_samples: int = 64
-    """libraries sampled from each trained GFlowNet and from the random baseline"""
-    sa_chains: int = 16
-    """simulated-annealing chains (its budget matches one GFlowNet's training evaluations)"""
+    """libraries every method outputs (GFlowNet samples, annealing chains, random-search picks, top-k runs)"""
+    n_reference: int = 256
+    """uniformly random libraries that set the mode threshold (not counted as any method)"""
     top_k: int = 10
-    """top-k reward over distinct libraries"""
+    """top-k metric: mean reward of the k best distinct libraries"""
     mode_quantile: float = 0.95
     """a mode needs mean p above this quantile of random libraries' mean p"""
     mode_min_distance: float = 0.5
     """modes are at least this Jaccard distance apart"""
     n_diversity_molecules: int = 150
     """products drawn per method for molecule diversity"""
+    action_space_seeds: int = 4
+    """flat vs hierarchical on the known-truth cluster reward: seeds (0 = skip the experiment)"""
+    as_blocks_per_cycle: int = 48
+    """that experiment's pool: built-in blocks per cycle (seeded)"""
+    as_clusters_per_cycle: int = 6
+    """its ECFP4-Jaccard clusters per cycle (the hierarchical action space)"""
+    as_cluster_share: float = 0.8
+    """share of a block's score variance set by its cluster (0 = clusters carry no signal; reconstruction)"""
+    as_beta: float = 40.0
+    """its reward scale (sharper than the main reward)"""
+    as_mode_gap: float = 0.1
+    """its modes: libraries whose mean p is within this of the known optimum's"""
+    as_iterations: int = 100
+    """its training iterations per GFlowNet (batch_size trajectories each)"""
     torch_threads: int = 1
     """torch threads inside run() (1 is fastest for these small networks on a shared CPU)"""

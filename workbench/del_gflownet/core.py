@@ -18,12 +18,13 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.del_gflownet import baselines as bl
+from workbench.del_gflownet.action_space import run_action_space
 from workbench.del_gflownet.blocks import BuildingBlocks, builtin_blocks, load_blocks_csv
 from workbench.del_gflownet.config import Config
 from workbench.del_gflownet.env import FlatDELEnv, HierarchicalDELEnv, cluster_blocks
 from workbench.del_gflownet.metrics import library_set_metrics, molecule_diversity
-from workbench.del_gflownet.models import (MODEL_NAMES, PPIModel, evaluate, load_labelled_csv, murcko_scaffold,
-                                           proxy_labels, scaffold_split, to_mol)
+from workbench.del_gflownet.models import (FEATURE_SETS, MODEL_NAMES, PPIModel, evaluate, label_feature_overlap,
+                                           load_labelled_csv, murcko_scaffold, proxy_labels, scaffold_split, to_mol)
 from workbench.del_gflownet.reactions import DEFAULT_SCHEME, LibraryEnumerator
 from workbench.del_gflownet.reward import LibraryReward, ModelScorer
 from workbench.del_gflownet.train import build_gflownet, sample_libraries, train_gflownet
@@ -130,6 +131,11 @@ def run(cfg: Config | None = None, *, scheme=DEFAULT_SCHEME, progress: bool = Tr
         scaffolds = [murcko_scaffold(m) for m in mols]
         tr, te = scaffold_split(scaffolds, cfg.test_frac, seed=cfg.seed)
         leak = len({scaffolds[i] for i in tr} & {scaffolds[i] for i in te})
+        overlap = label_feature_overlap(cfg.features) if data["source"] != "user" else []
+        if overlap and not cfg.allow_label_inputs:
+            raise ValueError(f"features={cfg.features!r} contain inputs of the proxy label ({', '.join(overlap)}): "
+                             "the label would be computable from the features. Use features='ecfp', give a "
+                             "labelled_csv, or set allow_label_inputs=True for a leak diagnostic.")
         classifiers, fitted = {}, {}
         for name in tqdm(models, desc="classifiers", disable=not progress, leave=False):
             ts = time.perf_counter()
@@ -139,6 +145,17 @@ def run(cfg: Config | None = None, *, scheme=DEFAULT_SCHEME, progress: bool = Tr
             classifiers[name] = evaluate(y[te], mdl.predict_proba([mols[i] for i in te]))
             timings[f"fit_{name}_s"] = time.perf_counter() - ts
             fitted[name] = mdl
+        leak_check = {}
+        if cfg.leak_check and data["source"] != "user":
+            # the same RF on each feature set, same split: how much of the score comes from label inputs
+            for fs in FEATURE_SETS:
+                if fs == cfg.features and "rf" in classifiers:
+                    auc = classifiers["rf"]["roc_auc"]
+                else:
+                    mdl = PPIModel("rf", features=fs, n_bits=cfg.n_bits, seed=cfg.seed, rf_trees=cfg.rf_trees)
+                    mdl.fit([mols[i] for i in tr], y[tr])
+                    auc = evaluate(y[te], mdl.predict_proba([mols[i] for i in te]))["roc_auc"]
+                leak_check[fs] = {"rf_roc_auc": auc, "label_inputs_in_features": len(label_feature_overlap(fs))}
         timings["classifiers_s"] = time.perf_counter() - t0
         # --- reward --------------------------------------------------------------------------
         enum = LibraryEnumerator(pool.smiles, scheme)
@@ -148,43 +165,74 @@ def run(cfg: Config | None = None, *, scheme=DEFAULT_SCHEME, progress: bool = Tr
         n_prod = lambda b: np.array([int((~np.isnan(p)).sum()) for p in reward.molecule_scores(b)])  # noqa: E731
 
         methods: dict[str, dict] = {}
-        libs_rand = bl.random_libraries(pool.sizes, quotas, cfg.n_eval_samples, seed=cfg.seed)
-        lr_rand = reward.log_reward(libs_rand)
-        mode_threshold = float(np.quantile(lr_rand / cfg.beta, cfg.mode_quantile))
+        n_out, budget = cfg.n_eval_samples, cfg.n_iterations * cfg.batch_size
+        if budget < n_out:
+            raise ValueError(f"n_iterations * batch_size ({budget}) must be >= n_eval_samples ({n_out})")
+        lib_size = min(int(np.prod(quotas)), cfg.max_products)  # products scored per library reward
+        # mode threshold: a separate reference set of uniformly random libraries (no method's output)
+        libs_ref = bl.random_libraries(pool.sizes, quotas, cfg.n_reference, seed=derive_seed(cfg.seed, "reference"))
+        lr_ref = reward.log_reward(libs_ref)
+        mode_threshold = float(np.quantile(lr_ref / cfg.beta, cfg.mode_quantile))
         mkw = dict(top_k=cfg.top_k, mode_threshold=mode_threshold, mode_min_distance=cfg.mode_min_distance)
-        methods["random"] = {"bits": libs_rand, "log_reward": lr_rand}
+
+        def account(name: str, fn):
+            """Run one method; record the reward calls it made (library rewards and product scores)."""
+            c0, m0 = reward.n_library_calls, scorer.n_evaluations
+            bits, extra = fn()
+            methods[name] = {"bits": bits, **extra, "budget": {
+                "n_libraries": int(len(bits)), "library_calls": reward.n_library_calls - c0,
+                "molecule_scores": scorer.n_evaluations - m0}}
+
+        account("random", lambda: (bl.random_libraries(pool.sizes, quotas, n_out, seed=cfg.seed), {}))
+        account("random_search", lambda: (bl.random_search(reward, pool.sizes, quotas, n_calls=budget, n_out=n_out,
+                                                           seed=cfg.seed)[0], {}))
         # --- GFlowNets -----------------------------------------------------------------------
-        # TB's log Z starts at a Monte-Carlo estimate from the random libraries (uniform proposal):
+        # TB's log Z starts at a Monte-Carlo estimate from the reference libraries (uniform proposal):
         # log Z ~ log(#libraries) + log mean R. Without it, log Z must climb ~20 nats at lr_logz.
         n_libs = float(np.prod([math.comb(n, q) for n, q in zip(pool.sizes, quotas)]))
-        init_logz = (math.log(n_libs) + float(np.logaddexp.reduce(lr_rand)) - math.log(len(lr_rand))
+        init_logz = (math.log(n_libs) + float(np.logaddexp.reduce(lr_ref)) - math.log(len(lr_ref))
                      if cfg.tb_init_logz_estimate else 0.0)
         clusters = [cluster_blocks(s, min(cfg.n_clusters_per_cycle, len(s))) for s in pool.smiles]
         training = {}
         for space, obj in specs:
             name = f"gfn_{space}_{obj}"
-            if space == "flat":
-                env = FlatDELEnv(pool.sizes, quotas, reward.log_reward_torch)
-            else:
-                env = HierarchicalDELEnv(pool.sizes, quotas, clusters, reward.log_reward_torch)
-            gseed = derive_seed(cfg.seed, name)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(gseed)  # network initialisation, local to this block
-                model = build_gflownet(env, obj, hidden=cfg.hidden, init_logz=init_logz)
-            hist = train_gflownet(env, model, n_iterations=cfg.n_iterations, batch_size=cfg.batch_size, lr=cfg.lr,
-                                  lr_logz=cfg.lr_logz, epsilon=cfg.epsilon, seed=gseed, progress=progress, desc=name)
-            timings[f"{name}_s"] = hist.pop("seconds")
-            training[name] = hist
-            libs = sample_libraries(env, model, cfg.n_eval_samples, seed=gseed)
-            methods[name] = {"bits": libs, "log_reward": reward.log_reward(libs)}
-        # --- other baselines -----------------------------------------------------------------
-        lib_top, top_info = bl.topk_library(reward, pool.sizes, quotas, seed=cfg.seed)
-        methods["topk"] = {"bits": lib_top[None], "log_reward": reward.log_reward(lib_top[None])}
-        budget = cfg.n_iterations * cfg.batch_size
-        libs_sa, sa_info = bl.simulated_annealing(reward, pool.sizes, quotas, n_chains=cfg.sa_chains,
-                                                  n_steps=max(1, budget // cfg.sa_chains - 1), seed=cfg.seed,
-                                                  progress=progress)
-        methods["annealing"] = {"bits": libs_sa, "log_reward": reward.log_reward(libs_sa)}
+
+            def gfn_method(space=space, obj=obj, name=name):
+                if space == "flat":
+                    env = FlatDELEnv(pool.sizes, quotas, reward.log_reward_torch)
+                else:
+                    env = HierarchicalDELEnv(pool.sizes, quotas, clusters, reward.log_reward_torch)
+                gseed = derive_seed(cfg.seed, name)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(gseed)  # network initialisation, local to this block
+                    model = build_gflownet(env, obj, hidden=cfg.hidden, init_logz=init_logz)
+                hist = train_gflownet(env, model, n_iterations=cfg.n_iterations, batch_size=cfg.batch_size,
+                                      lr=cfg.lr, lr_logz=cfg.lr_logz, epsilon=cfg.epsilon, seed=gseed,
+                                      progress=progress, desc=name)
+                timings[f"{name}_s"] = hist.pop("seconds")
+                training[name] = hist
+                return sample_libraries(env, model, n_out, seed=gseed), {}
+
+            account(name, gfn_method)
+        # --- other baselines, same output count and reward calls ------------------------------
+        sa_info, top_info = {}, {}
+
+        def sa_method():
+            libs, info = bl.simulated_annealing(reward, pool.sizes, quotas, n_chains=n_out,
+                                                n_evaluations=budget, seed=cfg.seed, progress=progress)
+            sa_info.update(info)
+            return libs, {}
+
+        def topk_method():
+            libs, info = bl.topk_libraries(reward, pool.sizes, quotas, n_libraries=n_out,
+                                           molecule_budget=budget * lib_size, seed=cfg.seed)
+            top_info.update(info)
+            return libs, {}
+
+        account("annealing", sa_method)
+        account("topk", topk_method)
+        for m in methods.values():
+            m["log_reward"] = reward.log_reward(m["bits"])
         # --- metrics -------------------------------------------------------------------------
         for name, m in methods.items():
             m["metrics"] = library_set_metrics(m["bits"], m["log_reward"], cfg.beta, n_products=n_prod(m["bits"]), **mkw)
@@ -195,6 +243,9 @@ def run(cfg: Config | None = None, *, scheme=DEFAULT_SCHEME, progress: bool = Tr
             _, first = np.unique(m["bits"], axis=0, return_index=True)
             best = sorted(first.tolist(), key=lambda i: -m["log_reward"][i])[:3]
             views[name] = [_library_view(reward, pool, m["bits"][i], m["log_reward"][i], cfg.beta) for i in best]
+        ta = time.perf_counter()
+        action_space = run_action_space(cfg, full, progress=progress) if cfg.action_space_seeds > 0 else None
+        timings["action_space_s"] = time.perf_counter() - ta
         timings["total_s"] = time.perf_counter() - t0
 
     summary = {
@@ -203,6 +254,11 @@ def run(cfg: Config | None = None, *, scheme=DEFAULT_SCHEME, progress: bool = Tr
         "methods": {n: {k: m["metrics"][k] for k in ("mean_p", "top_k_mean_p", "library_jaccard_distance",
                                                       "n_modes", "unique_fraction", "molecule_tanimoto")}
                     for n, m in methods.items()},
+        "budget": {n: m["budget"] for n, m in methods.items()},
+        "feature_label_overlap": overlap,
+        "leak_check_rf_roc_auc": {fs: v["rf_roc_auc"] for fs, v in leak_check.items()},
+        "action_space": None if action_space is None else {
+            "summary": action_space["summary"], "hierarchical_minus_flat": action_space["hierarchical_minus_flat"]},
         "mode_threshold_p": mode_threshold,
         "log_z_init": init_logz,
         "enumeration_failures": len(enum.report.failures),
@@ -213,9 +269,11 @@ def run(cfg: Config | None = None, *, scheme=DEFAULT_SCHEME, progress: bool = Tr
         "labels": {"source": data["source"], "n": int(len(y)), "positive_rate": float(y.mean()),
                    "n_train": int(len(tr)), "n_test": int(len(te)), "scaffold_overlap": leak,
                    "invalid_rows": int(data["invalid"])},
-        "methods": {n: {"metrics": m["metrics"], "bits": m["bits"].astype(int).tolist(),
+        "methods": {n: {"metrics": m["metrics"], "budget": m["budget"], "bits": m["bits"].astype(int).tolist(),
                         "log_reward": m["log_reward"].tolist()} for n, m in methods.items()},
         "training": training,
+        "leak_check": leak_check,
+        "action_space": action_space,
         "annealing": sa_info,
         "topk": top_info,
         "views": views,

@@ -1,6 +1,10 @@
 """PPI-modulation classifiers: features, labels (user data or named proxies), scaffold split, models.
 
-* Features: ECFP4 bits (Morgan radius 2) and a small set of RDKit descriptors.
+* Features: ECFP4 bits (Morgan radius 2) and a small set of RDKit descriptors. Every input of the
+  proxy label (QEPPI's seven properties and the Rule of Four's four) is among those descriptors, so
+  with proxy labels the classifiers default to ECFP4 only (``features="ecfp"``): the feature set
+  then shares no input with the label function (:func:`label_feature_overlap`), and a classifier
+  has to learn the label from structure, as the GIN does from atoms and bonds.
 * Labels: a user's labelled CSV (``smiles`` + ``label`` columns, e.g. an iPPI-DB export with
   modulators = 1 and decoys = 0) when given. Offline, the default labels are **proxies**, not
   measured PPI activity: ``proxy_qeppi_ro4`` = 1 when the QEPPI score (PyPI ``qeppi``, a
@@ -67,19 +71,54 @@ def ecfp_bitvects(mols, n_bits: int = 2048, radius: int = 2) -> list:
     return [gen.GetFingerprint(m) for m in mols]
 
 
+DESCRIPTOR_FUNCS = {"MolWt": Descriptors.MolWt, "MolLogP": Crippen.MolLogP, "TPSA": rdMolDescriptors.CalcTPSA,
+                    "NumHBA": rdMolDescriptors.CalcNumHBA, "NumHBD": rdMolDescriptors.CalcNumHBD,
+                    "NumRings": rdMolDescriptors.CalcNumRings,
+                    "NumAromaticRings": rdMolDescriptors.CalcNumAromaticRings,
+                    "NumRotatableBonds": rdMolDescriptors.CalcNumRotatableBonds,
+                    "FractionCSP3": rdMolDescriptors.CalcFractionCSP3, "HeavyAtoms": Chem.Mol.GetNumHeavyAtoms}
+FEATURE_SETS = ("ecfp", "desc", "ecfp+desc")
+
+
 def descriptors(mols) -> np.ndarray:
     """The ``DESCRIPTOR_NAMES`` descriptors, shape (N, 10), float64."""
-    rows = []
-    for m in mols:
-        rows.append([Descriptors.MolWt(m), Crippen.MolLogP(m), rdMolDescriptors.CalcTPSA(m),
-                     rdMolDescriptors.CalcNumHBA(m), rdMolDescriptors.CalcNumHBD(m),
-                     rdMolDescriptors.CalcNumRings(m), rdMolDescriptors.CalcNumAromaticRings(m),
-                     rdMolDescriptors.CalcNumRotatableBonds(m), rdMolDescriptors.CalcFractionCSP3(m),
-                     m.GetNumHeavyAtoms()])
+    funcs = [DESCRIPTOR_FUNCS[n] for n in DESCRIPTOR_NAMES]
+    rows = [[f(m) for f in funcs] for m in mols]
     return np.asarray(rows, dtype=np.float64).reshape(len(mols), len(DESCRIPTOR_NAMES))
 
 
-def featurize(mols, features: str = "ecfp+desc", n_bits: int = 2048) -> np.ndarray:
+def feature_inputs(features: str) -> dict[str, object]:
+    """The whole-molecule computations a feature set is made of: name -> RDKit callable
+    (``ecfp4`` stands for the fingerprint bits, which are substructure indicators, not properties)."""
+    if features not in FEATURE_SETS:
+        raise ValueError(f"features must be one of {FEATURE_SETS}, got {features!r}")
+    out: dict[str, object] = {}
+    if "ecfp" in features:
+        out["ecfp4"] = _fpgen(2, 2048).GetFingerprintAsNumPy
+    if "desc" in features:
+        out.update(DESCRIPTOR_FUNCS)
+    return out
+
+
+def proxy_label_inputs() -> dict[str, object]:
+    """Inputs of the proxy label: QEPPI's descriptor functions, read from the ``qeppi`` package
+    itself, and the Rule of Four's four. Name -> RDKit callable."""
+    from QEPPI.constant import DESC_FUNC_DICT
+
+    out = {f"qeppi:{k}": f for k, f in DESC_FUNC_DICT.items()}
+    out.update({"ro4:MolWt": Descriptors.MolWt, "ro4:MolLogP": Crippen.MolLogP,
+                "ro4:NumRings": rdMolDescriptors.CalcNumRings, "ro4:NumHBA": rdMolDescriptors.CalcNumHBA})
+    return out
+
+
+def label_feature_overlap(features: str) -> list[str]:
+    """Feature inputs that are also proxy-label inputs (the same RDKit function), as
+    ``"feature=label_input"`` strings; empty when the label is not a function of the features' inputs."""
+    lab = proxy_label_inputs()
+    return sorted(f"{fn}={ln}" for fn, ff in feature_inputs(features).items() for ln, lf in lab.items() if ff is lf)
+
+
+def featurize(mols, features: str = "ecfp", n_bits: int = 2048) -> np.ndarray:
     """Feature matrix, shape (N, F): ``ecfp``, ``desc`` or ``ecfp+desc``."""
     if features == "ecfp":
         return ecfp(mols, n_bits).astype(np.float32)
@@ -96,8 +135,9 @@ def rule_of_four_count(mol) -> int:
     >>> rule_of_four_count(to_mol("CCO"))
     0
     """
-    return int(Descriptors.MolWt(mol) > 400) + int(Crippen.MolLogP(mol) > 4) + \
-        int(rdMolDescriptors.CalcNumRings(mol) > 4) + int(rdMolDescriptors.CalcNumHBA(mol) > 4)
+    f = proxy_label_inputs()
+    return int(f["ro4:MolWt"](mol) > 400) + int(f["ro4:MolLogP"](mol) > 4) + \
+        int(f["ro4:NumRings"](mol) > 4) + int(f["ro4:NumHBA"](mol) > 4)
 
 
 _QEPPI = None
@@ -262,7 +302,7 @@ class PPIModel:
     ``kind`` is ``rf``, ``mlp`` or ``gnn``; RF and MLP use :func:`featurize` features.
     """
 
-    def __init__(self, kind: str, *, features: str = "ecfp+desc", n_bits: int = 2048, seed: int = 0,
+    def __init__(self, kind: str, *, features: str = "ecfp", n_bits: int = 2048, seed: int = 0,
                  rf_trees: int = 200, mlp_hidden: int = 256, gnn_epochs: int = 30, progress: bool = False):
         if kind not in MODEL_NAMES:
             raise ValueError(f"model kind must be one of {MODEL_NAMES}, got {kind!r}")

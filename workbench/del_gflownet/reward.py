@@ -103,6 +103,7 @@ class LibraryReward:
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
         self.max_products, self.failure_policy, self.seed = max_products, failure_policy, seed
         self.n_failed_products = 0  # over all libraries scored
+        self.n_library_calls = 0  # libraries whose reward was asked for (the budget's unit)
 
     @property
     def n_blocks(self) -> int:
@@ -132,6 +133,7 @@ class LibraryReward:
     def molecule_scores(self, bits_batch) -> list[np.ndarray]:
         """p over each library's (sampled) products; NaN entries are failed syntheses."""
         bits_batch = np.asarray(bits_batch)
+        self.n_library_calls += len(bits_batch)
         prods = [self.products(b) for b in bits_batch]
         lens = [len(p) for p in prods]
         allp = self.scorer.score_tuples(np.concatenate(prods)) if sum(lens) else np.zeros(0)

@@ -58,13 +58,16 @@ def train_gflownet(env, gfn_model, *, n_iterations: int, batch_size: int, lr: fl
             off_policy = epsilon > 0
             traj = gfn_model.sample_trajectories(env, n=batch_size, save_logprobs=not off_policy,
                                                  save_estimator_outputs=False, epsilon=epsilon)
+            # read the terminal rewards once, before the conversion: DB's transitions then carry them
+            # instead of asking the reward again (one reward call per trajectory for TB and DB alike)
+            log_rewards = traj.log_rewards
             samples = gfn_model.to_training_samples(traj)
             opt.zero_grad()
             loss = gfn_model.loss(env, samples, recalculate_all_logprobs=off_policy)
             loss.backward()
             opt.step()
             hist["loss"].append(float(loss.detach()))
-            hist["mean_log_reward"].append(float(traj.log_rewards.mean()))
+            hist["mean_log_reward"].append(float(log_rewards.mean()))
             if isinstance(gfn_model, TBGFlowNet):
                 hist["log_z"].append(float(gfn_model.logZ.detach()))
     hist["seconds"] = time.perf_counter() - t0
