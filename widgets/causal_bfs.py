@@ -13,16 +13,20 @@ NAMES = {"bfs": "BFS (LLM)", "bfs_stats": "BFS + correlations", "pairwise": "pai
          "pairwise_stats": "pairwise + correlation", "pc": "PC", "ges": "GES"}
 
 
+def _cut(t: Mapping[str, Any]) -> str:
+    return ", truncated" if t.get("truncated") else ""
+
+
 def bfs_steps(method_result: Mapping[str, Any]) -> list[dict]:
     """Viewer steps from a BFS result's trace: one step per query."""
     steps = []
     for t in method_result["trace"]:
         if t["node"] is None:
-            label = f"initialisation query: roots = {', '.join(t['answer']) or '(none parsed)'} [parse: {t['parse']}]"
+            label = f"initialisation query: roots = {', '.join(t['answer']) or '(none)'} [parse: {t['parse']}{_cut(t)}]"
         else:
             rej = ", ".join(f"{e['edge'][1]} ({e['reason']})" for e in t["rejected"])
             label = (f"expand <b>{t['node']}</b>: added {', '.join(t['added']) or 'nothing'}"
-                     + (f"; rejected {rej}" if rej else "") + f" [parse: {t['parse']}]")
+                     + (f"; rejected {rej}" if rej else "") + f" [parse: {t['parse']}{_cut(t)}]")
         steps.append({"label": label, "edges": t["edges"]})
     return steps
 
