@@ -3,15 +3,19 @@ aggregation-aware RL): train on aggregation prompts built from K candidates samp
 (base) model, with the ordinary verifiable reward on the aggregated answer.
 
 Stages (each labelled in the output):
-1. Data: Reasoning Gym ``chain_sum`` training problems (generator seed disjoint from the notebook's
-   evaluation problems); ``pool`` candidates per problem sampled from the base model in one batched
-   call; aggregation prompts of K candidates drawn like RSA's sets.
+1. Data: training problems of the notebook's default task (``workbench.rsa.Config()``), from another
+   generator seed and with every question of the notebook's evaluation problems removed (small
+   generated tasks repeat questions across seeds: one-digit sums have ~200); ``pool`` candidates per
+   problem sampled from the base model in one batched call; aggregation prompts of K candidates drawn
+   like RSA's sets. Sampling uses the notebook's structured outputs (reason-then-answer) unless
+   ``--structured off``.
 2. Supervised warm start (labelled; optional, ``--sft-steps 0`` disables it): cross-entropy on a
    templated correct aggregation built from the gold answer ("... the correct result is X.
    <answer>X</answer>"). This teaches the answer format and to commit to one answer; it is not RL.
 3. RLOO policy gradient (as in the paper: rollout n = 4, KL off): for each prompt, n on-policy
    samples; reward 1 if the Reasoning Gym scorer accepts the parsed answer; advantage r_i minus the
-   mean of the other n-1 rewards; loss -A_i * (sum of the completion's token log-probs) / tokens.
+   mean of the other n-1 rewards; the answer is read by the strict rule the notebook scores with
+   (:func:`workbench.rsa.answers.strict_answer`, the authors' extraction), so an untagged answer earns 0; loss -A_i * (sum of the completion's token log-probs) / tokens.
    Completions are re-tokenised from their text for the log-prob pass (reconstruction: the backend
    returns text, not token ids; the two agree for this tokenizer on plain text).
    Partial fine-tuning (CPU-scale choice, ``--train-layers``): only the top decoder layers and the
@@ -45,7 +49,7 @@ def parse_args(argv=None):
     ap.add_argument("--out", default="checkpoints/rsa_agg", help="output directory of the checkpoint")
     ap.add_argument("--backend", default="default", help="base model spec (transformers backend)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--train-problems", type=int, default=24, help="chain_sum training problems")
+    ap.add_argument("--train-problems", type=int, default=24, help="training problems (the notebook's default task)")
     ap.add_argument("--train-task-seed", type=int, default=1000, help="generator seed of the training problems")
     ap.add_argument("--k", type=int, default=2, help="candidates per aggregation prompt")
     ap.add_argument("--pool", type=int, default=4, help="base-model candidates sampled per training problem")
@@ -62,7 +66,9 @@ def parse_args(argv=None):
                          "CPU-scale choice, the paper fine-tunes the whole model")
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--temperature", type=float, default=0.7)
-    ap.add_argument("--eval-problems", type=int, default=6)
+    ap.add_argument("--eval-problems", type=int, default=0, help="evaluation problems (0 = the notebook's default number)")
+    ap.add_argument("--structured", choices=("on", "off"), default="on",
+                    help="reason-then-answer structured outputs, as the notebook's default for the embedded model")
     ap.add_argument("--time-budget-min", type=float, default=15.0, help="stop RL when the whole run passes this")
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--threads", type=int, default=0,
@@ -73,13 +79,47 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def evaluate(llm, args, label):
-    from workbench.llm import SamplingParams
-    from workbench.rsa import Config, make_task, run_rsa
+def eval_config(args):
+    """The notebook's default RSA configuration, with ``--eval-problems`` problems when given."""
+    from workbench.rsa import Config
 
-    cfg = Config(task="rg:chain_sum", n_problems=args.eval_problems)
+    base = Config()
+    return Config(task=base.task, task_config=base.task_config, task_seed=base.task_seed,
+                  n_problems=args.eval_problems or base.n_problems, structured=args.structured)
+
+
+def sampling_params(args, task, problems):
+    from workbench.llm import SamplingParams
+    from workbench.rsa.answers import answer_structure
+
+    cfg = eval_config(args)
+    st = (answer_structure(task, problems, cfg.max_reasoning_chars, cfg.answer_pattern, cfg.reasoning)
+          if args.structured == "on" else None)
+    return SamplingParams(temperature=args.temperature, max_tokens=args.max_new_tokens, structure=st)
+
+
+def training_task(args):
+    """Training problems of the notebook's task from ``--train-task-seed``, none sharing a question with
+    the notebook's evaluation problems (the default set and the ``--eval-problems`` set)."""
+    from workbench.rsa import Config, make_task
+    from workbench.rsa.training_data import disjoint_problems
+
+    ev = eval_config(args)
+    held_out = list(make_task(ev).problems)
+    if ev.n_problems != Config().n_problems:
+        held_out += make_task(Config()).problems
+    cand = make_task(Config(task=ev.task, task_config=ev.task_config, task_seed=args.train_task_seed,
+                            n_problems=4 * args.train_problems + len(held_out)))
+    cand.problems = disjoint_problems(cand.problems, held_out, args.train_problems)
+    return cand, held_out
+
+
+def evaluate(llm, args, label):
+    from workbench.rsa import make_task, run_rsa
+
+    cfg = eval_config(args)
     task = make_task(cfg)
-    r = run_rsa(llm, task, n=4, k=2, t=3, sampling=SamplingParams(temperature=args.temperature, max_tokens=args.max_new_tokens),
+    r = run_rsa(llm, task, n=4, k=2, t=3, sampling=sampling_params(args, task, task.problems),
                 seed=cfg.seed, label=label, progress=False)
     accs = [round(s["mean_acc"], 3) for s in r["steps"]]
     maj = [round(s["majority_acc"], 3) for s in r["steps"]]
@@ -94,10 +134,9 @@ def main(argv=None) -> dict:
 
     from workbench.llm import SamplingParams, load_llm
     from workbench.rsa import generate_initial, load_templates
+    from workbench.rsa.answers import strict_answer
     from workbench.rsa.training_data import aggregation_rows
     from workbench.seeding import derive_seed
-    from workbench.tasks import ReasoningGymTask
-    from workbench.tasks.reasoning_gym_tasks import EASY
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -114,16 +153,17 @@ def main(argv=None) -> dict:
         report["before"] = evaluate(llm, args, "base")
 
     # 1. data ------------------------------------------------------------------------------
-    task = ReasoningGymTask("chain_sum", size=args.train_problems, seed=args.train_task_seed, config=EASY["chain_sum"])
+    task, held_out = training_task(args)
     tmpl = load_templates()
-    sp = SamplingParams(temperature=args.temperature, max_tokens=args.max_new_tokens)
+    sp = sampling_params(args, task, task.problems)
     pool = generate_initial(llm, task, task.problems, args.pool, sp, seed=args.seed, templates=tmpl, threshold=1.0)
     rows = aggregation_rows(task, task.problems, pool, k=args.k, sets_per_problem=args.sets, seed=args.seed, templates=tmpl)
     by_id = {p.id: p for p in task.problems}
     base_acc = sum(c["correct"] for row in pool for c in row) / sum(len(row) for row in pool)
     print(f"[data] {len(rows)} aggregation prompts from {len(task)} problems; base single-sample acc {base_acc:.3f} "
           f"({time.time() - t_start:.0f} s)", flush=True)
-    report["data"] = {"rows": len(rows), "base_single_sample_acc": base_acc}
+    report["data"] = {"rows": len(rows), "base_single_sample_acc": base_acc, "held_out_questions": len(held_out),
+                      "train_problem_ids": [p.id for p in task.problems]}
 
     def prompt_ids(row):
         return llm.render(row["prompt"])
@@ -174,7 +214,7 @@ def main(argv=None) -> dict:
             pairs = []
             for r in batch:
                 gold = r["answer"]
-                target = f"Checking the candidates against the problem, the correct result is {gold}.\n<answer>{gold}</answer>"
+                target = f"The correct result is {gold}. <answer>{gold}</answer>"  # fits the reasoning bound
                 c_ids = tok(target, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
                 pairs.append((prompt_ids(r), c_ids))
             lp = seq_logprobs(pairs)
@@ -204,7 +244,8 @@ def main(argv=None) -> dict:
         for i, r in enumerate(batch):
             p = by_id[r["extra_info"]["problem_id"]]
             group = comps[i * args.rollouts:(i + 1) * args.rollouts]
-            rew = [task.score(task.extract(c.text, p)[0], p) for c in group]
+            answers = [strict_answer(task, c.text, p)[0] for c in group]  # the strict rule, as scored
+            rew = [task.score(a, p) if a is not None else 0.0 for a in answers]
             rs += rew
             p_ids = prompt_ids(r)
             for j, c in enumerate(group):

@@ -48,3 +48,32 @@ def test_train_script_toy_run(tmp_path):
     llm = load_llm(f"transformers:{out}?threads=1", cache="off")
     (c,) = llm.generate(["What is 2 + 3?"], SamplingParams(temperature=0.0, max_tokens=4))
     assert isinstance(c.text, str) and c.completion_tokens >= 1
+
+
+def test_training_problems_share_no_question_with_the_notebooks_evaluation_problems():
+    """The old script drew training problems from another generator seed only: one-digit sums repeat
+    across seeds ("4 + 2" was in both sets). Now every evaluation question is held out."""
+    from workbench.rsa import Config, make_task
+
+    mod = load_script()
+    args = mod.parse_args([])
+    train, held_out = mod.training_task(args)
+    eval_questions = {p.question for p in make_task(Config()).problems}
+    assert eval_questions <= {p.question for p in held_out}
+    assert len(train.problems) == args.train_problems
+    assert not eval_questions & {p.question for p in train.problems}
+    # a larger evaluation set is held out too
+    train2, _ = mod.training_task(mod.parse_args(["--eval-problems", "60"]))
+    assert not {p.question for p in make_task(Config(n_problems=60)).problems} & {p.question for p in train2.problems}
+    # the training problems score with the task's own scorer (filtering kept their dataset entries)
+    assert all(train.score(p.answer, p) == 1.0 for p in train.problems)
+
+
+def test_disjoint_problems_raises_when_too_few_remain():
+    from workbench.rsa.training_data import disjoint_problems
+    from workbench.tasks import Problem
+
+    a = [Problem(f"t/{i}", f"{i} + 1 =", str(i + 1)) for i in range(3)]
+    assert [p.id for p in disjoint_problems(a, a[:1])] == ["t/1", "t/2"]
+    with pytest.raises(ValueError, match="disjoint"):
+        disjoint_problems(a, a[:2], n=2)

@@ -19,7 +19,8 @@ from plotly.subplots import make_subplots
 
 _NAMES = {"rsa": "RSA", "majority_vote": "majority vote (N·t samples)",
           "best_of_n_verify": "best-of-m + self-verification", "self_refine": "self-refinement (K=1)"}
-_METRICS = {"accuracy": "accuracy of the method's answer", "mean_acc": "mean accuracy (expected Pass@1)",
+_METRICS = {"accuracy": "accuracy of the method's answer (strict)", "mean_acc": "mean accuracy (expected Pass@1)",
+            "accuracy_lenient": "accuracy, lenient reading",
             "majority_acc": "majority-vote accuracy", "pass_at_n": "Pass@N", "distinct_answers": "distinct answers",
             "cum_completion_tokens": "cumulative completion tokens"}
 
@@ -114,9 +115,11 @@ def population_cards(populations: list, problem: int, step: int, gold: str | Non
         cards.append(
             f"<div style='border:2px solid {border};border-radius:6px;padding:6px;margin:3px;width:230px;"
             f"display:inline-block;vertical-align:top;font-size:12px'>"
-            f"<b>slot {slot}</b> {'&#10003; correct' if ok else '&#10007; wrong'}<br>"
-            f"answer: <code>{html.escape(str(c['answer']))[:80]}</code> ({c['parse'] or 'unparsed'})<br>"
-            f"length: {c['completion_tokens']} tokens ({c['finish_reason']})<br>"
+            f"<b>slot {slot}</b> {'&#10003; correct' if ok else '&#10007; wrong'} (strict)<br>"
+            f"answer: <code>{html.escape(str(c['answer']))[:80]}</code> ({c.get('category', c['parse'] or 'unparsed')})<br>"
+            + (f"lenient reading: <code>{html.escape(str(c['answer_lenient']))[:80]}</code> ({c['parse'] or 'unparsed'}, "
+               f"{'correct' if c.get('correct_lenient') else 'wrong'})<br>" if "answer_lenient" in c else "")
+            + f"length: {c['completion_tokens']} tokens ({c['finish_reason']}{', truncated' if c.get('truncated') else ''})<br>"
             f"parents: {c['parents'] if c['parents'] else '&mdash;'}"
             f"<details><summary>text</summary><pre style='white-space:pre-wrap;max-height:200px;overflow:auto'>"
             f"{html.escape(c['text'])}</pre></details></div>")

@@ -143,24 +143,52 @@ def integer_answers(problems: Sequence[Problem]) -> bool:
     return all(re.fullmatch(r"-?\d+", p.answer.strip()) is not None for p in problems)
 
 
+REASONING_FORMS = ("free", "calculation")
+
+
+def reasoning_regex(reasoning: str, max_reasoning_chars: int) -> str:
+    """The regex of the reasoning before the ``<answer>`` tag: ``free`` = any text without ``<`` of at
+    most ``max_reasoning_chars`` characters; ``calculation`` = one written calculation, an expression
+    of digits and operators (at most ``max_reasoning_chars`` characters) then ``=`` and its result
+    (reconstruction for arithmetic at CPU scale: the embedded model writes such a line correctly far
+    more often than it keeps a free-text thought on track); anything else is taken as a custom regex
+    (it must not allow ``<``, so the tag stays unambiguous).
+
+    >>> print(reasoning_regex("free", 30), reasoning_regex("calculation", 20))
+    [^<]{0,30} [0-9 +\-*/()]{1,20}= ?-?[0-9]{1,12} ?
+    """
+    if reasoning == "free":
+        return f"[^<]{{0,{max_reasoning_chars}}}"
+    if reasoning == "calculation":
+        return f"[0-9 +\\-*/()]{{1,{max(1, max_reasoning_chars)}}}= ?-?[0-9]{{1,12}} ?"
+    if not reasoning:
+        raise ValueError("reasoning must be 'free', 'calculation' or a regex without '<'")
+    return reasoning
+
+
 def answer_structure(task: Task, problems: Sequence[Problem], max_reasoning_chars: int,
-                     answer_pattern: str = "") -> ReasonThenAnswer | None:
-    """``reason_then_answer`` for an ``<answer>``-format task, or None for other formats (boxed math and
+                     answer_pattern: str = "", reasoning: str = "free") -> ReasonThenAnswer | Regex | None:
+    """Reason-then-answer for an ``<answer>``-format task, or None for other formats (boxed math and
     code are left free: their answers do not fit a short pattern).
 
     The answer slot is ``answer_pattern`` if given, else an integer (``-?[0-9]{1,12}``) when every
-    reference answer is one, else one line without tags (``[^<\\n]{1,200}``).
+    reference answer is one, else one line without tags (``[^<\n]{1,200}``). The reasoning before it
+    follows :func:`reasoning_regex` (``free`` is :func:`~workbench.llm.structure.reason_then_answer`).
 
     >>> from workbench.tasks import ReasoningGymTask
     >>> t = ReasoningGymTask("chain_sum", size=2, seed=0, config={"min_terms": 2, "max_terms": 2, "max_digits": 1})
-    >>> answer_structure(t, t.problems, 40).regex()
-    '[^<]{0,40}<answer>(?:-?[0-9]{1,12})</answer>'
+    >>> print(answer_structure(t, t.problems, 40).regex())
+    [^<]{0,40}<answer>(?:-?[0-9]{1,12})</answer>
+    >>> answer_structure(t, t.problems, 20, reasoning="calculation").matches("4 + 2 = 6 <answer>6</answer>")
+    True
     """
     if task.answer_format != "tags":
         return None
     pat = answer_pattern or (r"-?[0-9]{1,12}" if integer_answers(problems) else r"[^<\n]{1,200}")
-    return reason_then_answer(Regex(pat), max_reasoning_chars=max_reasoning_chars)
+    if reasoning == "free":
+        return reason_then_answer(Regex(pat), max_reasoning_chars=max_reasoning_chars)
+    return Regex(f"{reasoning_regex(reasoning, max_reasoning_chars)}{_OPEN}(?:{pat}){_CLOSE}")
 
 
 __all__ = ["PARSE_CATEGORIES", "strict_tag_answer", "strict_answer", "read_answer", "parse_verdict",
-           "VERDICT_STRUCTURE", "answer_structure", "integer_answers", "is_number"]
+           "VERDICT_STRUCTURE", "answer_structure", "reasoning_regex", "REASONING_FORMS", "integer_answers", "is_number"]

@@ -1,4 +1,6 @@
-"""Configuration of an RSA run (small CPU defaults; the full-scale set is in the notebook)."""
+"""Configuration of an RSA run (small CPU defaults, those of the notebook; the full-scale set is in the
+notebook). The default task is one-digit additions, where the embedded model's strict single-sample
+accuracy with structured outputs is in the 20-60% band (measured: see the notebook)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,12 +12,12 @@ class Config:
     """seed of the experiment (subset draws and every request's sampling seed derive from it)"""
     backend: str = "default"
     """LLM backend spec (workbench.llm): default | transformers:<dir> | vllm:<model> | openai:<url>#<model> | scripted"""
-    task: str = "rg:chain_sum"
+    task: str = "rg:basic_arithmetic"
     """rg:<name>[,<name>...] | rg:games | rg:cognition | hf:aime25 | hf:hmmt25 | hf:gsm8k | hf:math | jsonl:<path> |
     lcb:<release>[:<start>[:<end>]] (LiveCodeBench, sandboxed execution) | codejsonl:<path>"""
     task_config: dict = field(default_factory=dict)
     """keyword arguments for the Reasoning Gym generator(s); empty = the easy setting in tasks.EASY if any"""
-    n_problems: int = 6
+    n_problems: int = 20
     """problems per task (Reasoning Gym: generated; datasets: the first n; 0 = all)"""
     task_seed: int = 0
     """seed of the Reasoning Gym generators"""
@@ -31,7 +33,7 @@ class Config:
     """sampling temperature (the paper uses 1.0)"""
     top_p: float = 1.0
     """nucleus sampling mass"""
-    max_tokens: int = 64
+    max_tokens: int = 48
     """max new tokens per generation (the paper uses 8192)"""
     baselines: tuple = ("majority_vote", "best_of_n_verify", "self_refine")
     """budget-matched baselines to run (any of the three)"""
@@ -42,8 +44,12 @@ class Config:
     <answer> task's completions are reason-then-answer (free text up to max_reasoning_chars, then
     <answer> + an answer of the expected shape + </answer>) and verdicts are exactly True or False
     (reconstruction: the paper's models follow the format unaided)"""
-    max_reasoning_chars: int = 48
-    """with structured outputs: the most characters of reasoning before the <answer> tag"""
+    reasoning: str = "calculation"
+    """with structured outputs: the reasoning before the <answer> tag: free (any text without '<') |
+    calculation (one written calculation 'expression = result', reconstruction for arithmetic at CPU
+    scale) | a custom regex without '<'"""
+    max_reasoning_chars: int = 16
+    """with structured outputs: the most characters of reasoning (free) or of the expression (calculation)"""
     answer_pattern: str = ""
     """with structured outputs: regex of the answer inside the tags ('' = an integer when every reference
     answer is one, else one line without '<')"""

@@ -477,7 +477,8 @@ def run(cfg: Config, llm=None, *, task: Task | None = None, progress: bool = Tru
     problems = task.problems
     templates = P.load_templates(cfg.templates)
     structured = structure_on(cfg, llm)
-    structure = answer_structure(task, problems, cfg.max_reasoning_chars, cfg.answer_pattern) if structured else None
+    structure = (answer_structure(task, problems, cfg.max_reasoning_chars, cfg.answer_pattern, cfg.reasoning)
+                 if structured else None)
     sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens,
                               structure=structure)
     n, k, t = cfg.population, cfg.subset_size, cfg.steps

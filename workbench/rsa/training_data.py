@@ -93,3 +93,29 @@ def write_aggregation_dataset(llm, task: Task, path: str | os.PathLike, *, k: in
     has_correct = [any(r["extra_info"]["candidates_correct"]) for r in rows]
     return {"path": str(out), "rows": len(rows), "problems": len(problems),
             "frac_sets_with_a_correct_candidate": sum(has_correct) / len(rows), "rows_preview": rows[:2]}
+
+
+def _question_key(q: str) -> str:
+    return " ".join(q.split()).lower()
+
+
+def disjoint_problems(candidates: Sequence[Problem], held_out: Sequence[Problem], n: int | None = None) -> list[Problem]:
+    """The problems of ``candidates`` whose question text (whitespace and case normalised) is not the
+    question of any ``held_out`` problem, in order; the first ``n`` of them when ``n`` is given.
+
+    Small generated tasks repeat questions across generator seeds (one-digit sums have ~200 distinct
+    questions), so a different seed alone does not keep training and evaluation problems apart.
+
+    >>> a, b = Problem("t/0", "4 + 2 =", "6"), Problem("t/1", "1 + 1 =", "2")
+    >>> [p.id for p in disjoint_problems([a, b], [Problem("e/0", "4  + 2 =", "6")])]
+    ['t/1']
+    """
+    seen = {_question_key(p.question) for p in held_out}
+    keep = [p for p in candidates if _question_key(p.question) not in seen]
+    if n is not None:
+        if len(keep) < n:
+            raise ValueError(f"only {len(keep)} of {len(candidates)} candidate problems are disjoint from the "
+                             f"{len(held_out)} held-out ones, {n} needed: generate more candidates or use a "
+                             "harder task setting (more distinct questions)")
+        keep = keep[:n]
+    return keep
