@@ -483,6 +483,6 @@ def test_module_doctests():
     import doctest
     import importlib
 
-    for name in ("data", "evaluate", "parsing", "pipeline", "store"):
+    for name in ("data", "evaluate", "parsing", "pipeline", "store", "structured"):
         m = importlib.import_module(f"workbench.math2.{name}")
         assert doctest.testmod(m).failed == 0, name

@@ -388,3 +388,22 @@ def test_run_structured_end_to_end_reports_parse_shares_and_verified_gold(tmp_pa
     assert s["accuracy"]["seed"] == pytest.approx(1 / 24) and s["accuracy"]["generated"] == 1.0
     assert s["accuracy"]["seed_se"] == pytest.approx(binomial_se(1 / 24, 24))
     assert set(res["clustering"]["coarse"].values()) <= {"fractions", "percentages", "arithmetic"}
+
+
+def test_final_solution_samples_at_their_own_temperature():
+    llm = load_llm("scripted", responses=structured_responder(), cache="off")
+    seen = []
+    orig = llm.generate
+
+    def spy(prompts, params, **kw):
+        seen.append(params)
+        return orig(prompts, params, **kw)
+    llm.generate = spy
+    run_pipeline(toy_repo(), llm, scfg(temperature=0.7, final_temperature=0.3), progress=False)
+    assert [p.temperature for p in seen] == [0.7, 0.7, 0.7, 0.7, 0.3]
+    assert seen[-1].n == 4 and seen[-1].structure is not None and seen[3].structure == seen[0].structure
+    seen.clear()
+    run_pipeline(toy_repo(), llm, scfg(temperature=0.7, final_temperature=None), progress=False)
+    assert seen[-1].temperature == 0.7
+    with pytest.raises(ValueError, match="final_temperature"):
+        Config(final_temperature=-1)

@@ -38,12 +38,12 @@ class Config:
     (constrained to it under ``structured``); off = the coarse skill its free label was clustered into"""
     verdict_reasoning_chars: int = 160
     """reasoning bound (characters) before a Yes/No verdict (reconstruction)"""
-    answer_reasoning_chars: int = 120
+    answer_reasoning_chars: int = 60
     """reasoning bound (characters) before a numeric answer in the attempt, final-solution and evaluation
     stages (reconstruction)"""
-    question_max_chars: int = 240
+    question_max_chars: int = 200
     """longest generated question (characters) under structure"""
-    solution_max_chars: int = 160
+    solution_max_chars: int = 100
     """longest brief solution before the Computation line (characters) under structure"""
 
     # --- skill extraction
@@ -61,23 +61,23 @@ class Config:
     """exemplar Q/A pairs per skill shown to the generator and the validator (paper: 3)"""
 
     # --- pipeline
-    n_pairs: int = 3
+    n_pairs: int = 4
     """skill pairs sampled (uniformly, distinct pairs, without replacement)"""
     temperature: float = 0.7
     """sampling temperature of every generating stage (reconstruction: the paper gives none)"""
     top_p: float = 0.95
     """nucleus mass of every stage (reconstruction)"""
-    pair_max_tokens: int = 72
+    pair_max_tokens: int = 100
     """token budget of the skill-pair check"""
     reject_unreadable_pairs: bool = False
     """drop a pair whose similarity verdict cannot be read (reconstruction: by default only an explicit
     'too similar' rejects, since the stage exists to catch similar pairs; an unreadable verdict is its own
     category, never 'too similar')"""
-    generation_max_tokens: int = 224
+    generation_max_tokens: int = 192
     """token budget of question generation (question + brief solution)"""
     n_generation_examples: int = 1
     """worked generation turns put before the real request (multi-turn exemplars; 0 = none)"""
-    attempt_max_tokens: int = 64
+    attempt_max_tokens: int = 52
     """token budget of the flaw-seeking attempted solution"""
     n_validation_votes: int = 3
     """validator samples per question (reconstruction: 3); a question passes when more readable votes say Yes
@@ -85,17 +85,21 @@ class Config:
     min_readable_votes: int = 1
     """fewest readable validator votes for a decision; below it the question is dropped as 'unreadable'
     (counted apart from 'rejected')"""
-    validation_max_tokens: int = 72
+    validation_max_tokens: int = 100
     """token budget of one validator verdict"""
     n_final_solutions: int = 4
     """final-solution samples (paper: 4); the majority answer becomes the reference answer"""
-    final_max_tokens: int = 64
+    final_max_tokens: int = 52
     """token budget of one final solution"""
+    final_temperature: float | None = 0.3
+    """sampling temperature of the final-solution samples (None = ``temperature``). Reconstruction: at 0.7 the
+    embedded model's 4 samples all disagreed on every question, so none survived; 0.3 keeps them samples
+    (not one greedy answer four times) while letting a stable answer win"""
     drop_ties: bool = True
     """drop a question whose top answers tie (reconstruction; the paper drops 'all disagree')"""
 
     # --- evaluation
-    eval_max_tokens: int = 64
+    eval_max_tokens: int = 52
     """token budget of one evaluation answer (greedy)"""
     eval_backends: tuple[str, ...] = ()
     """extra LLM specs evaluated on seed vs generated questions (square-law points); main backend always included"""
@@ -122,6 +126,8 @@ class Config:
             raise ValueError("n_pairs, n_seed_problems and n_generation_examples must be >= 0")
         if not 0 <= self.temperature:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.final_temperature is not None and self.final_temperature < 0:
+            raise ValueError(f"final_temperature must be >= 0 or None, got {self.final_temperature}")
         if self.gold not in GOLDS:
             raise ValueError(f"gold must be one of {GOLDS}, got {self.gold!r}")
         if self.min_readable_votes < 1 or self.min_readable_votes > self.n_validation_votes:

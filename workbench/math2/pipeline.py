@@ -93,9 +93,10 @@ def majority_answer(answers: Sequence[str | None], *, drop_ties: bool = True) ->
             "n_parsed": n_parsed, "decision": decision}
 
 
-def _params(cfg, max_tokens: int, n: int = 1, stop: tuple[str, ...] = (), structure=None) -> SamplingParams:
-    return SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=max_tokens, n=n, stop=stop,
-                          structure=structure if cfg.structured else None)
+def _params(cfg, max_tokens: int, n: int = 1, stop: tuple[str, ...] = (), structure=None,
+            temperature: float | None = None) -> SamplingParams:
+    return SamplingParams(temperature=cfg.temperature if temperature is None else temperature, top_p=cfg.top_p,
+                          max_tokens=max_tokens, n=n, stop=stop, structure=structure if cfg.structured else None)
 
 
 def _group(comps, n_prompts: int, n: int) -> list[list]:
@@ -276,7 +277,8 @@ def run_pipeline(repo: dict, llm, cfg, *, progress: bool = True) -> dict[str, An
     if batch:
         prompts = [render_fmt("final_solution", fmt, question=c["question"]) for c in batch]
         k = cfg.n_final_solutions
-        comps = llm.generate(prompts, _params(cfg, cfg.final_max_tokens, n=k, structure=st["final_solution"]),
+        comps = llm.generate(prompts, _params(cfg, cfg.final_max_tokens, n=k, structure=st["final_solution"],
+                                              temperature=cfg.final_temperature),
                              seeds=[derive_seed(cfg.seed, "final", c["id"]) for c in batch])
         for c, p, row in zip(batch, prompts, _group(comps, len(batch), k)):
             rs = [parse_solution_answer(x.text, x.finish_reason == "length") for x in row]
