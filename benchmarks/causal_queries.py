@@ -7,11 +7,20 @@ the true graph), so the counts reflect the algorithm rather than a model's mista
 prompt size each strategy sends (characters, a tokenizer-free proxy): fresh prompts versus the
 reference's single growing chat. No timing: the figures are counts, exact on any machine.
 
+Also: the F1 a content-free responder reaches on Asia only through the order the prompt lists the
+variables in (root = first listed, each variable causes the next two listed), for the description
+file's (topological) order, the reference code's order and seeded shuffles (the notebook's default).
+
     .venv/bin/python benchmarks/causal_queries.py
 """
 from __future__ import annotations
 
+import re
+
+import numpy as np
+
 from workbench.causal_bfs import bfs_discover, load_problem, pairwise_discover, perfect_expert
+from workbench.causal_bfs.core import score
 from workbench.graphs import load_bnlearn
 from workbench.llm import SamplingParams, load_llm, prompt_text
 
@@ -50,7 +59,31 @@ def main(networks=NETWORKS, pairwise_max_nodes: int = 40) -> list[dict]:
             pw = pairwise_discover(llm, prob, SamplingParams(temperature=0, max_tokens=8), 0)
             assert pw["queries"] == pw_q
             rows.append({"figure": f"{name}: pairwise prompt chars", "value": _chars(llm), "unit": "chars"})
-    return rows
+    return rows + content_free_rows()
+
+
+def content_free_rows(n_shuffles: int = 30) -> list[dict]:
+    net = load_bnlearn("asia")
+    prob = load_problem("asia", net.nodes)
+
+    def respond(prompt, req):
+        t = prompt_text(prompt)
+        order = [m.group(1) for m in re.finditer(r"^(\S+): ", t, re.M) if m.group(1) in prob.variables]
+        asked = re.findall(r"caused by (\S+?)\.\n", t)
+        if not asked:
+            return "<Answer>" + order[0] + "</Answer>"
+        i = order.index(asked[-1])
+        return "<Answer>" + (", ".join(order[i + 1:i + 3]) or "none") + "</Answer>"
+
+    def f1(p):
+        res = bfs_discover(load_llm("scripted", responses=respond, cache="off"), p, SamplingParams(max_tokens=64), 0)
+        return score(net.edges, [tuple(e) for e in res["edges"]], net.nodes)["f1"]
+
+    sh = [f1(prob.ordered("shuffled", s)) for s in range(n_shuffles)]
+    return [{"figure": "asia content-free F1, file (topological) order", "value": round(f1(prob.ordered("file")), 3), "unit": "F1"},
+            {"figure": "asia content-free F1, reference code's order", "value": round(f1(prob.ordered("reference")), 3), "unit": "F1"},
+            {"figure": f"asia content-free F1, {n_shuffles} shuffles: mean", "value": round(float(np.mean(sh)), 3), "unit": "F1"},
+            {"figure": f"asia content-free F1, {n_shuffles} shuffles: SE", "value": round(float(np.std(sh, ddof=1) / np.sqrt(len(sh))), 3), "unit": "F1"}]
 
 
 if __name__ == "__main__":

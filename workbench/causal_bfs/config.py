@@ -20,11 +20,11 @@ class Config:
     """sampling temperature (the reference code uses 0.7)"""
     top_p: float = 1.0
     """nucleus mass (reference: 1.0)"""
-    max_tokens: int = 96
-    """max new tokens per BFS query (reference: 4095; small for CPU)"""
-    pairwise_max_tokens: int = 64
-    """max new tokens per pairwise query"""
-    prompt_style: str = "reference"
+    max_tokens: int = 40
+    """max new tokens per BFS query (reference: 4095; small for CPU; with prompt_style 'reference' use > reasoning_chars / 3 + 30)"""
+    pairwise_max_tokens: int = 12
+    """max new tokens per pairwise query (the short style's constrained answer takes 5-10 tokens)"""
+    prompt_style: str = "short"
     """'reference': 'Think step by step, then <Answer>..' (the paper's prompts; with ``structured`` the reasoning is bounded by ``reasoning_chars``); 'short': answer-only with one placeholder format example (reconstruction for small models)"""
     structured: str = "auto"
     """constrained decoding of the answers: 'on', 'off', or 'auto' = on for the embedded / transformers / vllm backends (engines that enforce it), off for scripted and openai servers. BFS: <Answer> + 'none' or a ', '-list of the variable names + </Answer>; pairwise: <Answer>A|B|C</Answer>"""
@@ -36,7 +36,7 @@ class Config:
     """rule that reads answers for the traversal and the headline metrics: 'strict' (the authors' <Answer> format) or 'lenient' (fallbacks); the other reading is reported beside, labelled"""
     variable_order: str = "shuffled"
     """order the variables are listed in the prompts: 'shuffled' (seeded, per repeat), 'reference' (the reference code's order; asia, child), 'file' (the description file: topological, which a content-free responder can exploit)"""
-    repeats: int = 3
+    repeats: int = 2
     """repeats of each LLM method (each its own variable order and sampling seeds): the summary gives mean and standard error"""
     chat_history: bool = False
     """True: one growing chat as in the reference code (sequential queries); False: each query is a fresh prompt holding the roots and relationships found so far"""
