@@ -28,21 +28,21 @@ class Config:
     agents: tuple[str, ...] = ("random", "one_per_node", "greedy_info", "random_guess", "llm")
     """agents to run: random, one_per_node, greedy_info (evidence-based), random_guess (random hypotheses
     and interventions, the content-free floor), llm"""
-    llm_sizes: tuple[int, ...] = (3, 4)
+    llm_sizes: tuple[int, ...] = (2,)
     """graph sizes the LLM agent plays (tokens are the CPU bottleneck)"""
-    llm_graphs_per_size: int = 2
+    llm_graphs_per_size: int = 6
     """random graphs per setting and size for the LLM agent (the first of the baseline graphs)"""
     llm_max_rounds: int = 3
     """round budget of the LLM agent's episodes (baselines are also scored on these same episodes)"""
     temperature: float = 0.7
     """LLM sampling temperature"""
-    max_tokens: int = 64
+    max_tokens: int = 80
     """max new tokens per LLM answer (the schema's justification bound keeps a constrained answer inside it)"""
     structured: bool = True
     """constrain the LLM's answer to the JSON schema (matrix n x n of 0/1, intervention one of the node
     names, bounded justification); needs a backend with structured outputs (default, transformers, vllm,
     a json_schema-capable server). Off: free text, read strictly only when it is schema-valid JSON"""
-    justification_max_chars: int = 60
+    justification_max_chars: int = 40
     """the schema's bound on the justification's length (characters)"""
     scoring: str = "strict"
     """strict: only answers valid under the schema are used (a lenient-only read is a malformed round);
