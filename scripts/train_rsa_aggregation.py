@@ -214,7 +214,9 @@ def main(argv=None) -> dict:
             pairs = []
             for r in batch:
                 gold = r["answer"]
-                target = f"The correct result is {gold}. <answer>{gold}</answer>"  # fits the reasoning bound
+                # a target the run's structure allows (calculation form: digits, '=', the tagged answer)
+                target = (f"{gold} = <answer>{gold}</answer>" if sp.structure is not None and eval_config(args).reasoning == "calculation"
+                          else f"The correct result is {gold}. <answer>{gold}</answer>")
                 c_ids = tok(target, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
                 pairs.append((prompt_ids(r), c_ids))
             lp = seq_logprobs(pairs)

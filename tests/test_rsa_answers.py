@@ -138,6 +138,9 @@ def test_structure_setting_and_shape():
     rg = ReasoningGymTask("chain_sum", size=2, seed=0, config=EASY)
     st = answer_structure(rg, rg.problems, 30)
     assert st.matches("4 + 2 = 6 <answer>6</answer>") and not st.matches("<answer>six</answer>")
+    calc = answer_structure(rg, rg.problems, 10, reasoning="calculation")
+    assert calc.matches("4 + 2 = <answer>6</answer>") and not calc.matches("4 + 2 = 6 <answer>6</answer>")
+    assert not calc.matches("<answer>6</answer>") and not calc.matches("it is = <answer>6</answer>")
     assert not st.matches("x" * 31 + "<answer>6</answer>")
     assert answer_structure(MathTask([Problem("a", "q", "1")]), [], 30) is None  # boxed math stays free
 
@@ -146,7 +149,7 @@ def _structured_responder(prompt, req):
     text = prompt_text(prompt)
     if "Answer True or False" in text:
         return "True" if req.seed % 3 else "False"
-    return f"1 + 2 = 3 <answer>{random.Random(req.seed).randint(-9, 18)}</answer>"
+    return f"1 + 2 = <answer>{random.Random(req.seed).randint(-9, 18)}</answer>"
 
 
 def test_structured_run_records_strict_lenient_shares_and_paired_comparisons():

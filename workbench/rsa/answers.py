@@ -148,19 +148,21 @@ REASONING_FORMS = ("free", "calculation")
 
 def reasoning_regex(reasoning: str, max_reasoning_chars: int) -> str:
     """The regex of the reasoning before the ``<answer>`` tag: ``free`` = any text without ``<`` of at
-    most ``max_reasoning_chars`` characters; ``calculation`` = one written calculation, an expression
-    of digits and operators (at most ``max_reasoning_chars`` characters) then ``=`` and its result
-    (reconstruction for arithmetic at CPU scale: the embedded model writes such a line correctly far
-    more often than it keeps a free-text thought on track); anything else is taken as a custom regex
-    (it must not allow ``<``, so the tag stays unambiguous).
+    most ``max_reasoning_chars`` characters; ``calculation`` = the calculation written out, an
+    expression of digits and operators (at most ``max_reasoning_chars`` characters) and ``=``, whose
+    result is then the answer in the tags, as in ``4 + 2 = <answer>6</answer>`` (reconstruction for
+    arithmetic at CPU scale: the embedded model completes such a line correctly far more often than it
+    keeps a free-text thought on track, and in a probe it often wrote ``0 + 4 = 4`` and then a different
+    number in the tags); anything else is taken as a custom regex (it must not allow ``<``, so the tag
+    stays unambiguous).
 
     >>> print(reasoning_regex("free", 30), reasoning_regex("calculation", 20))
-    [^<]{0,30} [0-9 +\-*/()]{1,20}= ?-?[0-9]{1,12} ?
+    [^<]{0,30} [0-9 +\-*/()]{1,20}= ?
     """
     if reasoning == "free":
         return f"[^<]{{0,{max_reasoning_chars}}}"
     if reasoning == "calculation":
-        return f"[0-9 +\\-*/()]{{1,{max(1, max_reasoning_chars)}}}= ?-?[0-9]{{1,12}} ?"
+        return f"[0-9 +\\-*/()]{{1,{max(1, max_reasoning_chars)}}}= ?"
     if not reasoning:
         raise ValueError("reasoning must be 'free', 'calculation' or a regex without '<'")
     return reasoning
@@ -179,7 +181,7 @@ def answer_structure(task: Task, problems: Sequence[Problem], max_reasoning_char
     >>> t = ReasoningGymTask("chain_sum", size=2, seed=0, config={"min_terms": 2, "max_terms": 2, "max_digits": 1})
     >>> print(answer_structure(t, t.problems, 40).regex())
     [^<]{0,40}<answer>(?:-?[0-9]{1,12})</answer>
-    >>> answer_structure(t, t.problems, 20, reasoning="calculation").matches("4 + 2 = 6 <answer>6</answer>")
+    >>> answer_structure(t, t.problems, 20, reasoning="calculation").matches("4 + 2 = <answer>6</answer>")
     True
     """
     if task.answer_format != "tags":

@@ -17,7 +17,7 @@ class Config:
     lcb:<release>[:<start>[:<end>]] (LiveCodeBench, sandboxed execution) | codejsonl:<path>"""
     task_config: dict = field(default_factory=dict)
     """keyword arguments for the Reasoning Gym generator(s); empty = the easy setting in tasks.EASY if any"""
-    n_problems: int = 20
+    n_problems: int = 12
     """problems per task (Reasoning Gym: generated; datasets: the first n; 0 = all)"""
     task_seed: int = 0
     """seed of the Reasoning Gym generators"""
@@ -46,8 +46,8 @@ class Config:
     (reconstruction: the paper's models follow the format unaided)"""
     reasoning: str = "calculation"
     """with structured outputs: the reasoning before the <answer> tag: free (any text without '<') |
-    calculation (one written calculation 'expression = result', reconstruction for arithmetic at CPU
-    scale) | a custom regex without '<'"""
+    calculation (the calculation written out, 'expression =', whose result is the tagged answer:
+    '4 + 2 = <answer>6</answer>'; reconstruction for arithmetic at CPU scale) | a custom regex without '<'"""
     max_reasoning_chars: int = 16
     """with structured outputs: the most characters of reasoning (free) or of the expression (calculation)"""
     answer_pattern: str = ""
