@@ -10,25 +10,25 @@ and raises throughput (paper: 5.79 vs 3.37 samples/s).
    Weights are untrained: FLOPs and speed do not depend on them.
 2. Token-heavy CPU configuration (64-px images in 4-px patches: 512 image tokens, a 4-layer
    96-wide decoder): the same measurement where the decoder's work, not per-op overhead, dominates.
-3. Paper-proportioned configuration (reconstruction of the proportions, not of the paper's
-   networks): 4 images of 224 px in 14-px patches (1024 image tokens), a 1024-wide 24-layer language
-   decoder, 32 queries. Built on the meta device, so only shapes are used and FLOPs are counted
-   without running anything. Our toy encoders are far cheaper than EVA-CLIP + DINOv2 + SAM, so the
-   reduction there is an upper bound for this connector choice; the paper's 25.3% includes its heavy
-   encoders.
+3. Paper-proportioned configuration (``workbench.prima.core.PAPER_PROPORTIONS``, a reconstruction
+   of the proportions, not of the paper's networks): 4 images of 224 px in 14-px patches (1024 image
+   tokens), a 1024-wide 24-layer language decoder, 32 queries. FLOPs counted on the meta device
+   (nothing runs); samples/s of one real forward at the same proportions scaled down 4x (width,
+   queries, text, image tokens; its own FLOP reduction beside it), and with ``--full`` at full size
+   (~1 CPU-minute). Our toy encoders are far cheaper than EVA-CLIP + DINOv2 + SAM, so the reduction
+   there is an upper bound for this connector choice; the paper's 25.3% includes its heavy encoders.
 
-Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/prima_flops.py``
+Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/prima_flops.py [--full]``
 """
 from __future__ import annotations
 
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from workbench.prima import PAPER, Config
+from workbench.prima.core import paper_scale
 from workbench.prima.data import Vocab, generate_items
-from workbench.prima.model import PrimaModel
 from workbench.prima.train import Batch, build_model, count_flops, seg_positions
 
 
@@ -37,21 +37,6 @@ def _forward(model, b):
     bi, pos = seg_positions(b.inp, b.seg_id)
     if len(bi):
         model.masks_from_hidden(hid[bi, pos], dense, bi)
-
-
-def meta_flops(cfg: Config, variant: str, vocab_size: int = 64, q_len: int = 20, t_len: int = 40,
-               n_seg: int = 2) -> int:
-    """FLOPs of one sample (question q_len tokens, sequence t_len tokens, n_seg [SEG]s) on the meta device."""
-    with torch.device("meta"):
-        model = PrimaModel(cfg, vocab_size, variant).eval()
-        images = torch.empty(1, cfg.n_images, 3, cfg.image_size, cfg.image_size)
-        question = torch.zeros(1, q_len, dtype=torch.long); q_pad = torch.zeros(1, q_len, dtype=torch.bool)
-        tokens = torch.zeros(1, t_len, dtype=torch.long); pad = torch.zeros(1, t_len, dtype=torch.bool)
-        c = FlopCounterMode(display=False)
-        with torch.no_grad(), c:
-            _, hid, dense = model(images, question, q_pad, tokens, pad)
-            model.masks_from_hidden(hid[0, :n_seg], dense, torch.zeros(n_seg, dtype=torch.long))
-    return int(c.get_total_flops())
 
 
 def measure(cfg: Config, name: str, n: int = 16, repeats: int = 5) -> list[dict]:
@@ -81,19 +66,29 @@ def measure(cfg: Config, name: str, n: int = 16, repeats: int = 5) -> list[dict]
     return rows
 
 
-def main() -> list[dict]:
+def main(full: bool = False) -> list[dict]:
     rows = []
     old = torch.get_num_threads(); torch.set_num_threads(1)
     try:
         rows += measure(Config(), "cpu default")
         rows += measure(Config(image_size=64, patch=4, d_model=96, lm_layers=4), "token-heavy cpu", n=8, repeats=3)
-
-        big = Config(n_images=4, image_size=224, patch=14, d_model=1024, n_heads=16, lm_layers=24,
-                     n_queries=32, query_layers=2, decoder_stride=16)
-        mf = {v: meta_flops(big, v) for v in ("prima", "glamm")}
-        for v in mf:
-            rows.append({"figure": f"paper-proportioned (meta): {v} FLOPs per sample", "value": mf[v] / 1e12, "unit": "TFLOP"})
-        rows.append({"figure": "paper-proportioned (meta): FLOP reduction", "value": 100 * (1 - mf["prima"] / mf["glamm"]), "unit": "%"})
+        ps = paper_scale(Config(), time_scale=4)
+        for v in ("prima", "glamm"):
+            rows.append({"figure": f"paper-proportioned (meta): {v} FLOPs per sample", "value": ps["flops"][v] / 1e12, "unit": "TFLOP"})
+            for k, x in ps["components"][v].items():
+                rows.append({"figure": f"paper-proportioned (meta): {v} {k}", "value": x / 1e12, "unit": "TFLOP"})
+        rows.append({"figure": "paper-proportioned (meta): FLOP reduction", "value": ps["flops_reduction_pct"], "unit": "%"})
+        rows.append({"figure": "paper-proportioned 1/4 scale: FLOP reduction", "value": ps["timed_flops_reduction_pct"], "unit": "%"})
+        for v in ("prima", "glamm"):
+            rows.append({"figure": f"paper-proportioned 1/4 scale: {v} samples/s (1 thread, batch 1)", "value": ps["samples_per_s"][v], "unit": "samples/s"})
+        rows.append({"figure": "paper-proportioned 1/4 scale: samples/s ratio PRIMA / GLaMM-like",
+                     "value": ps["samples_per_s"]["prima"] / ps["samples_per_s"]["glamm"], "unit": "x"})
+        if full:
+            pf = paper_scale(Config(), time_scale=1)
+            for v in ("prima", "glamm"):
+                rows.append({"figure": f"paper-proportioned full size: {v} samples/s (1 thread, batch 1)", "value": pf["samples_per_s"][v], "unit": "samples/s"})
+            rows.append({"figure": "paper-proportioned full size: samples/s ratio PRIMA / GLaMM-like",
+                         "value": pf["samples_per_s"]["prima"] / pf["samples_per_s"]["glamm"], "unit": "x"})
     finally:
         torch.set_num_threads(old)
     rows += [{"figure": "paper: FLOP reduction", "value": PAPER["flops_reduction_pct"], "unit": "%"},
@@ -102,5 +97,7 @@ def main() -> list[dict]:
 
 
 if __name__ == "__main__":
-    for r in main():
+    import sys
+
+    for r in main(full="--full" in sys.argv[1:]):
         print(f"{r['figure']:<60} {r['value']:>12.4g} {r['unit']}")

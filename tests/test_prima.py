@@ -9,8 +9,8 @@ from sklearn.metrics import jaccard_score
 
 from workbench.prima import Config, run
 from workbench.prima.core import connector_scaling
-from workbench.prima.data import (COLORS, SEG, M4SegValidationError, Vocab, generate_items, load_m4seg,
-                                  mask_to_rle, rle_to_mask, save_m4seg, seg_phrases, shape_mask)
+from workbench.prima.data import (AFFORDANCE, COLORS, SEG, SHAPES, M4SegValidationError, Vocab, generate_items,
+                                  load_m4seg, mask_to_rle, rle_to_mask, save_m4seg, seg_phrases, shape_mask)
 from workbench.prima.metrics import (evaluate_predictions, giou_ciou, greedy_match, item_miou, item_recall,
                                      mask_iou)
 from workbench.prima.model import Attention, QueryModule
@@ -20,7 +20,8 @@ from workbench.prima.core import flops_of
 
 TINY = dict(n_train=48, n_test=8, d_model=32, n_heads=4, n_queries=4, query_layers=1, lm_layers=1,
             batch_size=8, steps=4, n_view=2, throughput_batch=4, throughput_repeats=1,
-            scaling_queries=(4, 8), scaling_tokens=(16, 64), max_answer_len=10)
+            scaling_queries=(4, 8), scaling_tokens=(16, 64), max_answer_len=10, n_seeds=2, eval_every=2,
+            n_curve=8, paper_timing=False)
 
 
 def M(rows):
@@ -141,29 +142,44 @@ def test_generator_items_are_internally_consistent(n_images):
             masks = [shape_mask(d["shape"], d["cy"], d["cx"], d["r"], cfg.image_size) for d in objs]
             total = np.sum(masks, axis=0)
             assert total.max() <= 1
-        t = it.meta["template"]
-        if t == "larger":
-            areas = [s[0]["area"] for s in scenes]; col = scenes[0][0]["color"]
-            assert it.objects[0].image == int(np.argmax(areas))
-            assert sum(d["color"] == col for s in scenes for d in s) == n_images  # one per image
-        elif t == "higher":
-            tops = [s[0]["cy"] for s in scenes]
-            assert it.objects[0].image == int(np.argmin(tops))
-            assert all(sum(d["shape"] == "square" for d in s) == 1 for s in scenes)
-        elif t == "count":
-            counts = [sum(d["shape"] == "circle" for d in s) for s in scenes]
-            win = int(np.argmax(counts))
-            assert sorted(counts)[-1] > sorted(counts)[-2]
-            assert len(it.objects) == counts[win] and all(o.image == win for o in it.objects)
-        elif t == "common":
-            pairs = [{(d["color"], d["shape"]) for d in s} for s in scenes]
-            common = set.intersection(*pairs)
-            assert len(common) == 1 and len(it.objects) == n_images
-            assert {o.label for o in it.objects} == {" ".join(next(iter(common)))}
-        elif t == "functional":
-            shape = it.objects[0].label.split()[-1]
-            n = sum(d["shape"] == shape for s in scenes for d in s)
-            assert len(it.objects) == n
+        # the answer follows from the scene descriptions alone, checked here independently of the generator
+        t = it.meta["template"]; o, r = it.meta["target_image"], it.meta["reference_image"]
+        assert o != r and all(ob.image in (o, r) for ob in it.objects)
+        so, sr = scenes[o], scenes[r]
+        got_o = sorted(k for (i, k) in it.meta["targets"] if i == o)
+        words = it.question.lower().rstrip(".?").replace(".", " ").replace(",", " ").split()
+        if t == "shared":
+            common = {(d["color"], d["shape"]) for d in so} & {(d["color"], d["shape"]) for d in sr}
+            assert len(common) == 1 and len(it.objects) == 2 and {ob.image for ob in it.objects} == {o, r}
+            (c, sh), = common
+            assert got_o == [k for k, d in enumerate(so) if (d["color"], d["shape"]) == (c, sh)]
+        elif t == "same_use":
+            c = words[words.index("object") - 1]
+            ref = [d for d in sr if d["color"] == c]
+            assert len(ref) == 1  # the only object of that colour in image r
+            assert {d["shape"] for d in so} == set(SHAPES)  # image o shows every shape
+            assert got_o == [k for k, d in enumerate(so) if d["shape"] == ref[0]["shape"]]
+            assert AFFORDANCE[ref[0]["shape"]] in it.answer
+        elif t == "beyond":
+            i = words.index("than"); c, sh = words[i + 2], words[i + 3]
+            ref = [d for d in sr if (d["color"], d["shape"]) == (c, sh)]
+            assert len(ref) == 1
+            y = ref[0]["cy"]
+            want = [k for k, d in enumerate(so) if (d["cy"] < y if "higher" in words else d["cy"] > y)]
+            assert got_o == want and len(want) >= 1
+            assert min(abs(d["cy"] - y) for d in so) >= 2  # no centre row within 2 px of the reference's
+        elif t == "as_many":
+            sh = words[words.index("count") + 2].rstrip("s")
+            n = sum(d["shape"] == sh for d in sr)
+            groups = {}
+            for k, d in enumerate(so):
+                groups.setdefault(d["color"], []).append(k)
+            sizes = [len(v) for v in groups.values()]
+            assert len(set(sizes)) == len(sizes) >= 2  # colour groups of distinct sizes
+            assert got_o == [ks for ks in groups.values() if len(ks) == n][0]
+            assert f"has {n} {sh}" in it.answer
+        else:
+            raise AssertionError(f"untested template {t}")
     assert seen_part
 
 
@@ -331,8 +347,59 @@ def test_run_smoke_and_record(tmp_path):
         assert set(r["variants"][v]["per_category"]) <= {"functional", "spatial", "numerical", "open-ended"}
     assert r["summary"]["flops_reduction_pct"] > 0
     assert len(r["viewer"]) == 2 and set(r["viewer"][0]["pred"]) == {"prima", "glamm"}
+    # seeds: mean and SE over the per-seed values; the paired difference is the difference of the means
+    for v in ("prima", "glamm"):
+        g = [p["metrics"]["giou"] for p in r["variants"][v]["per_seed"]]
+        assert len(g) == 2 and r["summary"][v]["giou"] == pytest.approx(np.mean(g))
+        assert r["summary"][v]["giou_se"] == pytest.approx(np.std(g, ddof=1) / np.sqrt(2))
+        for h in r["variants"][v]["history"]:
+            assert h["curve"]["step"] == [0, 2, 4] and all(0 <= x <= 1 for x in h["curve"]["answer_acc"])
+    d = r["summary"]["prima_minus_glamm"]
+    assert d["giou"] == pytest.approx(r["summary"]["prima"]["giou"] - r["summary"]["glamm"]["giou"])
+    assert 0.2 < r["summary"]["per_image_chance"] < 0.5
     record(r, cfg, tmp_path, notebook_id="prima", print_summary=False)
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["metrics"]["variants"]["glamm"]["flops"]["total"] > data["metrics"]["variants"]["prima"]["flops"]["total"]
     # same seed -> same summary (deterministic library, no global seeding needed)
     assert run(cfg, progress=False)["summary"] == r["summary"]
+
+
+def test_variants_of_one_seed_train_on_the_same_batches(monkeypatch, one_torch_thread):
+    import workbench.prima.train as tr
+
+    cfg = Config(**{**TINY, "steps": 3})
+    items = generate_items(cfg, cfg.n_train)
+    vocab = Vocab.from_items(items)
+    seen = {}
+
+    class Recording(tr.Batch):
+        def __init__(self, its, voc):
+            seen.setdefault(current, []).append([it.id for it in its])
+            super().__init__(its, voc)
+
+    monkeypatch.setattr(tr, "Batch", Recording)
+    for current in ("prima", "glamm"):
+        train(build_model(cfg, vocab, current, 0), items, vocab, cfg, seed=4, progress=False)
+    assert len(seen["prima"]) == 3 and seen["prima"] == seen["glamm"]
+    current = "other-seed"
+    train(build_model(cfg, vocab, "prima", 0), items, vocab, cfg, seed=5, progress=False)
+    assert seen["other-seed"] != seen["prima"]
+
+
+def test_paper_scale_flops_on_meta_device():
+    from workbench.prima.core import PAPER_PROPORTIONS, paper_scale, scaled_paper_config
+
+    ps = paper_scale(Config(), time_scale=None)
+    for v in ("prima", "glamm"):
+        assert sum(ps["components"][v].values()) == ps["flops"][v] and ps["components"][v]["other"] == 0
+    assert ps["components"]["prima"]["vision_encoders"] == ps["components"]["glamm"]["vision_encoders"]
+    assert ps["components"]["prima"]["mask_decoder"] == ps["components"]["glamm"]["mask_decoder"]
+    # the GLaMM-like decoder reads 1024 image tokens + 60 text tokens, PRIMA's 32 queries + 60: the
+    # linear layers' share scales with the token count, so the ratio lies between the two bounds
+    lm_p, lm_g = ps["components"]["prima"]["language_decoder"], ps["components"]["glamm"]["language_decoder"]
+    assert (1024 + 40) / (32 + 40) < lm_g / lm_p
+    assert ps["flops_reduction_pct"] == pytest.approx(100 * (1 - ps["flops"]["prima"] / ps["flops"]["glamm"]))
+    small, ql, tl = scaled_paper_config(4)
+    assert (small.d_model, small.n_queries, small.image_size, small.lm_layers) == (256, 8, 112, PAPER_PROPORTIONS["lm_layers"])
+    with pytest.raises(ValueError):
+        scaled_paper_config(3)

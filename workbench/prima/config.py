@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 class Config:
     seed: int = 1
     """seed of the experiment (data, initialisation and minibatch order derive from it)"""
+    n_seeds: int = 3
+    """independent replications (seeds seed, seed+1, ...): each has its own data, initialisation and
+    minibatch order; both variants of one seed share data and batches; metrics are mean +- SE over seeds"""
     # ---- data -------------------------------------------------------------------------------
     n_train: int = 768
     """number of generated training items"""
@@ -61,6 +64,10 @@ class Config:
     """weight of the DICE mask loss (LISA uses 0.5)"""
     text_weight: float = 1.0
     """weight of the answer-token cross-entropy"""
+    eval_every: int = 25
+    """learning curve: teacher-forced scores on ``n_curve`` test items every this many steps (0: off)"""
+    n_curve: int = 48
+    """test items of the learning curve (the first ones of the test set)"""
     ckpt_every: int = 0
     """save a checkpoint every this many steps (0: only at the end); needs out_dir"""
     torch_threads: int = 1
@@ -79,6 +86,13 @@ class Config:
     """batch size of the samples/s measurement (teacher-forced forward, inference mode)"""
     throughput_repeats: int = 3
     """timed repetitions of the samples/s measurement (best is kept)"""
+    paper_timing: bool = True
+    """also time one forward per variant of the paper-proportioned model scaled down by
+    ``paper_timing_scale`` (the full model is counted on the meta device only: one forward takes
+    ~40 CPU-seconds; ``benchmarks/prima_flops.py --full`` times it)"""
+    paper_timing_scale: int = 4
+    """scale-down of the timed paper-proportioned model: width, queries, text length / s, image tokens / s
+    (image side / sqrt(s)), depth kept; its own FLOP reduction is reported beside its samples/s"""
     n_view: int = 24
     """test items whose images and masks are kept in the results for the viewer"""
     scaling_queries: tuple = (4, 8, 16, 32)
@@ -91,6 +105,10 @@ class Config:
     """free-form notes recorded with the run"""
 
     def __post_init__(self):
+        if self.paper_timing_scale not in (1, 4):
+            raise ValueError(f"paper_timing_scale must be 1 (full size, ~1 CPU-minute) or 4, got {self.paper_timing_scale}")
+        if self.n_seeds < 1:
+            raise ValueError(f"n_seeds must be >= 1, got {self.n_seeds}")
         if self.n_images < 2:
             raise ValueError(f"n_images must be >= 2 for cross-image questions, got {self.n_images}")
         if self.image_size % self.patch or self.image_size % self.decoder_stride:

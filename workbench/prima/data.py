@@ -12,13 +12,27 @@ run of zeros: ``{"size": [H, W], "counts": [z0, o0, z1, ...]}``.
 
 The generator is a reconstruction (M4Seg itself is not public): scenes of coloured shapes, each
 object's mask rasterised exactly (objects never touch, so masks are exact and the rendered pixels of
-an object are its mask), and questions that need comparing images. Category mapping (our choice,
-labelled): open-ended = "which object appears in every image"; numerical = "which image has more
-circles" and "the larger of the red objects" (part-level variant: its top half); spatial = "which
-square sits higher"; functional = toy affordances (circles roll, squares stack, triangles point).
+an object are its mask), and questions whose answer exists only in the comparison of two images.
+Each template names a *reference* image r and a *target* image o (random, distinct); it builds image
+o first, then draws uniformly which of image o's objects the answer is (the hidden choice), then
+builds image r to make that choice right, so image o read alone with the question says nothing
+about the answer (a per-image reader is at chance, 1 / n_choices; ``per_image_chance``). Category
+mapping (our choice, labelled):
+
+- open-ended: "which object appears in both images?" (the (colour, shape) pair image r shares with
+  image o; segment it in both; part-level variant: its top half);
+- functional (toy affordances: circles roll, squares stack, triangles point): "the objects of image
+  o that can do the same thing as the <colour> object of image r" (image o holds every shape);
+- spatial: "every object of image o that sits higher (lower) than the <colour> <shape> of image r"
+  (centre rows; how many objects of image o qualify is the choice);
+- numerical: "count the <shape>s of image r; in image o segment the colour that occurs that many
+  times" (image o has 2-3 colour groups of distinct sizes).
+
+With more than two images the others are random scenes with no targets.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -33,6 +47,9 @@ CATEGORIES = ("functional", "spatial", "numerical", "open-ended")
 LEVELS = ("object", "part")
 COLORS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 230), "yellow": (230, 210, 40)}
 SHAPES = ("circle", "square", "triangle")
+COLOR_NAMES = tuple(COLORS)
+PAIRS = tuple((s, c) for s in SHAPES for c in COLOR_NAMES)
+"""every (shape, colour) an object can have"""
 AFFORDANCE = {"circle": "roll", "square": "be stacked", "triangle": "point"}
 BACKGROUND = (60, 60, 60)
 
@@ -217,9 +234,16 @@ def load_m4seg(path: str | Path, *, strict: bool = True):
 
 # ---------------------------------------------------------------------------------------------
 # generator
+@functools.lru_cache(maxsize=8)
+def _grid(size: int):
+    yy, xx = np.mgrid[0:size, 0:size]
+    yy.flags.writeable = False; xx.flags.writeable = False
+    return yy, xx
+
+
 def shape_mask(shape: str, cy: int, cx: int, r: int, size: int) -> np.ndarray:
     """Exact raster of a shape centred at (cy, cx) with half-extent ``r``: (size, size) bool."""
-    yy, xx = np.mgrid[0:size, 0:size]
+    yy, xx = _grid(size)
     if shape == "circle":
         return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
     if shape == "square":
@@ -259,192 +283,290 @@ def render(objs: list[dict], size: int, rng, noise_std: float) -> np.ndarray:
     return np.clip(np.rint(im), 0, 255).astype(np.uint8)
 
 
-def _fill(rng, objs, size, n_target, forbid=lambda s, c: False):
-    """Add random distractors until ``n_target`` objects, skipping (shape, colour) pairs ``forbid`` rejects."""
+def _fill(rng, objs, size, n_target, forbid=lambda s, c: False, r_range=(2, 5)):
+    """Best effort: add random distractors until ``n_target`` objects, skipping (shape, colour)
+    pairs ``forbid`` rejects. Used only for images that hold no targets."""
     guard = 0
     while len(objs) < n_target and guard < 50:
         guard += 1
-        s = SHAPES[rng.integers(len(SHAPES))]; c = list(COLORS)[rng.integers(len(COLORS))]
+        s = SHAPES[rng.integers(len(SHAPES))]; c = COLOR_NAMES[rng.integers(len(COLOR_NAMES))]
         if forbid(s, c):
             continue
-        _place(rng, objs, s, c, size)
+        _place(rng, objs, s, c, size, r_range=r_range)
+
+
+def _place_all(rng, specs, size, r_range=(2, 5)):
+    """Place every (shape, colour) of ``specs`` in a random order; the objects in ``specs`` order, or
+    None if one does not fit. The random order makes size and position exchangeable between the
+    objects of one image whatever their role (a target is not the one placed first, on the most room)."""
+    objs = []
+    order = rng.permutation(len(specs))
+    placed = {}
+    for i in order:
+        if not _place(rng, objs, specs[i][0], specs[i][1], size, r_range=r_range):
+            return None
+        placed[int(i)] = objs[-1]
+    return [placed[i] for i in range(len(specs))]
+
+
+def _choose(rng, n: int, choice):
+    """The hidden choice of a template: uniform over ``n`` options, drawn only after the target image
+    exists; ``choice`` (for counterfactual twins) overrides it, the draw is still consumed."""
+    v = int(rng.integers(n))
+    if choice is None:
+        return v
+    if not 0 <= int(choice) < n:
+        raise ValueError(f"choice must be in 0..{n - 1} for this item, got {choice}")
+    return int(choice)
+
+
+def _roles(rng, n_images: int):
+    """(target image o, reference image r), uniform and distinct."""
+    o = int(rng.integers(n_images))
+    r = int((o + 1 + rng.integers(n_images - 1)) % n_images)
+    return o, r
+
+
+def _others(rng, cfg, scenes, skip):
+    """Images other than the target and reference images (n_images > 2): random scenes, no targets."""
+    for i in range(cfg.n_images):
+        if i not in skip:
+            objs = []
+            _fill(rng, objs, cfg.image_size, int(rng.integers(cfg.min_objects, cfg.max_objects + 1)))
+            scenes[i] = objs
 
 
 def _ord(i: int) -> str:
     return str(i + 1)
 
 
-def _common(rng, cfg):
-    """open-ended: the (colour, shape) present in every image, once per image."""
-    s = SHAPES[rng.integers(3)]; c = list(COLORS)[rng.integers(4)]
-    scenes = []
-    for _ in range(cfg.n_images):
-        objs = []
-        if not _place(rng, objs, s, c, cfg.image_size):
-            return None
-        scenes.append(objs)
-    # distractors: no other (shape, colour) may appear in every image; forbid any pair already used
-    # in another image so the common pair is unique.
-    used = [set() for _ in scenes]
-    for i, objs in enumerate(scenes):
-        n = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
-        others = set().union(*[used[j] for j in range(len(scenes)) if j != i])
-        _fill(rng, objs, cfg.image_size, n, lambda s2, c2: (s2, c2) == (s, c) or (s2, c2) in others)
-        used[i] = {(o["shape"], o["color"]) for o in objs[1:]}
-    q = (f"Look at all {cfg.n_images} images. Which object appears in every image? Segment it in each image.")
-    parts, targets = [], []
-    for i in range(cfg.n_images):
-        parts.append(f"in image {_ord(i)} the {c} {s} {SEG}")
-        targets.append((i, 0, "object", f"{c} {s}"))
-    return "open-ended", q, " and ".join(parts) + " .", scenes, targets
+def _join(parts) -> str:
+    return " and ".join(parts) + " ."
 
 
-def _count(rng, cfg):
-    """numerical: the image with the most circles; segment all its circles."""
+# Every template below builds the *target image* o first, only then draws its hidden choice (which
+# objects of image o are the answer) uniformly, and finally builds the reference image r so that
+# this choice is the right one. The question never depends on the choice. So image o, seen alone
+# with the question, is identical for every choice (``tests/test_prima_oracle.py`` builds these
+# counterfactual twins), and no per-image reader can beat 1 / n_choices on it: the answer exists
+# only in the comparison with image r.
+def _shared(rng, cfg, choice=None):
+    """open-ended: the one (colour, shape) that appears in both image r and image o."""
     size = cfg.image_size
-    counts = rng.integers(0, 4, size=cfg.n_images)  # circles per image, 0..3
-    if counts.max() == 0 or (counts == counts.max()).sum() > 1:
-        return None  # the winner must be unique; redraw
-    scenes = []
-    for i in range(cfg.n_images):
-        objs = []
-        for _ in range(int(counts[i])):
-            if not _place(rng, objs, "circle", list(COLORS)[rng.integers(4)], size, r_range=(2, 4)):
-                return None
-        n = max(int(rng.integers(cfg.min_objects, cfg.max_objects + 1)), len(objs))
-        _fill(rng, objs, size, n, lambda s2, c2: s2 == "circle")
-        scenes.append(objs)
-    win = int(np.argmax(counts))
-    q = "Which image contains the most circles? Segment every circle in that image."
-    circ = [k for k, o in enumerate(scenes[win]) if o["shape"] == "circle"]
-    parts = [f"the {scenes[win][k]['color']} circle {SEG}" for k in circ]
-    ans = f"image {_ord(win)} has the most circles : " + " , ".join(parts) + " ."
-    targets = [(win, k, "object", f"{scenes[win][k]['color']} circle") for k in circ]
-    return "numerical", q, ans, scenes, targets
-
-
-def _larger(rng, cfg):
-    """numerical: the larger of the red objects (one per image); part variant: its top half."""
-    size = cfg.image_size
-    c = list(COLORS)[rng.integers(4)]
-    scenes, areas = [], []
-    for i in range(cfg.n_images):
-        objs = []
-        if not _place(rng, objs, SHAPES[rng.integers(3)], c, size, r_range=(2, 7)):
-            return None
-        scenes.append(objs); areas.append(objs[0]["area"])
-    areas = np.array(areas)
-    win = int(np.argmax(areas))
-    if (np.sort(areas)[-1] < 1.3 * np.sort(areas)[-2]):
-        return None  # too close to call by eye; redraw
-    for objs in scenes:
-        n = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
-        _fill(rng, objs, size, n, lambda s2, c2: c2 == c)
-    o = scenes[win][0]
-    part = rng.random() < cfg.part_prob
-    which = "largest" if cfg.n_images > 2 else "larger"
-    if part:
-        q = f"Each image has one {c} object. Segment the top half of the {which} one."
-        ans = f"in image {_ord(win)} the top half of the {c} {o['shape']} {SEG} ."
-        targets = [(win, 0, "part", f"top half {c} {o['shape']}")]
-    else:
-        q = f"Each image has one {c} object. Segment the {which} one."
-        ans = f"in image {_ord(win)} the {c} {o['shape']} {SEG} ."
-        targets = [(win, 0, "object", f"{c} {o['shape']}")]
-    return "numerical", q, ans, scenes, targets
-
-
-def _higher(rng, cfg):
-    """spatial: one square per image; segment the one that sits highest in its image."""
-    size = cfg.image_size
-    scenes, tops = [], []
-    for i in range(cfg.n_images):
-        objs = []
-        if not _place(rng, objs, "square", list(COLORS)[rng.integers(4)], size, r_range=(2, 4)):
-            return None
-        scenes.append(objs); tops.append(objs[0]["cy"])
-    tops = np.array(tops)
-    if np.sort(tops)[1] - np.sort(tops)[0] < 4:
-        return None  # ambiguous
-    for objs in scenes:
-        n = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
-        _fill(rng, objs, size, n, lambda s2, c2: s2 == "square")
-    win = int(np.argmin(tops))
-    o = scenes[win][0]
-    q = "Each image has one square. Segment the square that sits highest in its image."
-    ans = f"in image {_ord(win)} the {o['color']} square {SEG} ."
-    return "spatial", q, ans, scenes, [(win, 0, "object", f"{o['color']} square")]
-
-
-def _functional(rng, cfg):
-    """functional (toy affordances): every object across the images that can <verb>."""
-    size = cfg.image_size
-    s = SHAPES[rng.integers(3)]
-    verb = AFFORDANCE[s]
-    scenes = []
-    total = 0
-    for i in range(cfg.n_images):
-        objs = []
-        k = int(rng.integers(0, 2))
-        for _ in range(k):
-            if not _place(rng, objs, s, list(COLORS)[rng.integers(4)], size, r_range=(2, 4)):
-                return None
-        total += k
-        n = max(int(rng.integers(cfg.min_objects, cfg.max_objects + 1)), len(objs))
-        _fill(rng, objs, size, n, lambda s2, c2: s2 == s)
-        scenes.append(objs)
-    if total == 0:
+    o, r = _roles(rng, cfg.n_images)
+    part = bool(rng.random() < cfg.part_prob)
+    k_o = int(rng.integers(max(2, cfg.min_objects), cfg.max_objects + 1))
+    pick = rng.choice(len(PAIRS), size=k_o, replace=False)
+    specs_o = [PAIRS[p] for p in pick]
+    objs_o = _place_all(rng, specs_o, size)
+    if objs_o is None:
         return None
-    q = f"Across all images, segment every object that can {verb}."
-    parts, targets = [], []
-    for i, objs in enumerate(scenes):
-        for k, o in enumerate(objs):
-            if o["shape"] == s:
-                parts.append(f"in image {_ord(i)} the {o['color']} {s} {SEG}")
-                targets.append((i, k, "object", f"{o['color']} {s}"))
-    return "functional", q, " and ".join(parts) + " .", scenes, targets
+    x = _choose(rng, k_o, choice)
+    s, c = specs_o[x]
+    rest = [p for p in PAIRS if p not in specs_o]
+    k_r = int(rng.integers(max(2, cfg.min_objects), cfg.max_objects + 1))
+    for _ in range(50):  # after the choice: retry until it fits (never rejects the item)
+        pick_r = rng.choice(len(rest), size=k_r - 1, replace=False)
+        objs_r = _place_all(rng, [(s, c)] + [rest[p] for p in pick_r], size)
+        if objs_r is not None:
+            break
+    else:
+        raise RuntimeError("could not place the reference image (image_size too small?)")
+    scenes = [None] * cfg.n_images
+    scenes[o], scenes[r] = objs_o, objs_r
+    _others(rng, cfg, scenes, {o, r})
+    a, b = sorted((o, r))
+    where = "both images" if cfg.n_images == 2 else f"both image {_ord(a)} and image {_ord(b)}"
+    if part:
+        q = f"Which object appears in {where}? Segment its top half in each of them."
+        parts = [f"in image {_ord(i)} the top half of the {c} {s} {SEG}" for i in (a, b)]
+        label, level = f"top half {c} {s}", "part"
+    else:
+        q = f"Which object appears in {where}? Segment it in each of them."
+        parts = [f"in image {_ord(i)} the {c} {s} {SEG}" for i in (a, b)]
+        label, level = f"{c} {s}", "object"
+    targets = [(i, x if i == o else 0, level, label) for i in (a, b)]
+    return "open-ended", q, _join(parts), scenes, targets, {"o": o, "r": r, "choice": x, "n_choices": k_o}
 
 
-TEMPLATES = {"open-ended": [_common], "numerical": [_count, _larger], "spatial": [_higher],
-             "functional": [_functional]}
+def _same_use(rng, cfg, choice=None):
+    """functional (toy affordances: circles roll, squares stack, triangles point): the objects of
+    image o that can do what the <colour> object of image r does, i.e. share its shape."""
+    size = cfg.image_size
+    o, r = _roles(rng, cfg.n_images)
+    c = COLOR_NAMES[rng.integers(len(COLOR_NAMES))]
+    # image o holds every shape at least once, so it says nothing about the reference's shape
+    k_o = max(len(SHAPES), int(rng.integers(cfg.min_objects, cfg.max_objects + 1)))
+    shapes = list(SHAPES) + [SHAPES[rng.integers(len(SHAPES))] for _ in range(k_o - len(SHAPES))]
+    specs_o = [(sh, COLOR_NAMES[rng.integers(len(COLOR_NAMES))]) for sh in shapes]
+    objs_o = _place_all(rng, specs_o, size, r_range=(2, 4))
+    if objs_o is None:
+        return None
+    x = _choose(rng, len(SHAPES), choice)
+    s = SHAPES[x]
+    objs_r = []
+    _place(rng, objs_r, s, c, size, r_range=(2, 4))
+    _fill(rng, objs_r, size, int(rng.integers(cfg.min_objects, cfg.max_objects + 1)),
+          lambda s2, c2: c2 == c, r_range=(2, 4))  # the only <colour> object of image r
+    scenes = [None] * cfg.n_images
+    scenes[o], scenes[r] = objs_o, objs_r
+    _others(rng, cfg, scenes, {o, r})
+    q = f"Segment the objects in image {_ord(o)} that can do the same thing as the {c} object in image {_ord(r)}."
+    ks = [k for k, ob in enumerate(objs_o) if ob["shape"] == s]
+    ans = f"the {c} {s} can {AFFORDANCE[s]} : " + _join(
+        [f"in image {_ord(o)} the {objs_o[k]['color']} {s} {SEG}" for k in ks])
+    targets = [(o, k, "object", f"{objs_o[k]['color']} {s}") for k in ks]
+    return "functional", q, ans, scenes, targets, {"o": o, "r": r, "choice": x, "n_choices": len(SHAPES)}
+
+
+SPATIAL_GAP = 2
+"""pixels between the reference's centre row and the nearest centre row of image o (spatial)"""
+
+
+def _beyond(rng, cfg, choice=None):
+    """spatial: every object of image o whose centre sits higher (or lower) than the centre of the
+    named reference object of image r; the number of such objects is the hidden choice (1..k)."""
+    size, g, rr = cfg.image_size, SPATIAL_GAP, 2
+    o, r = _roles(rng, cfg.n_images)
+    up = bool(rng.random() < 0.5)
+    s_ref = SHAPES[rng.integers(len(SHAPES))]; c_ref = COLOR_NAMES[rng.integers(len(COLOR_NAMES))]
+    k_o = max(3, int(rng.integers(cfg.min_objects, cfg.max_objects + 1)))
+    specs_o = [PAIRS[rng.integers(len(PAIRS))] for _ in range(k_o)]
+    objs_o = None
+    for _ in range(30):  # image o alone must admit every choice: distinct rows, room at both ends
+        objs_o = _place_all(rng, specs_o, size, r_range=(2, 4))
+        if objs_o is None:
+            continue
+        rows = np.sort([ob["cy"] for ob in objs_o])
+        if (np.diff(rows) >= 2 * g).all() and rows[0] - g >= rr and rows[-1] + g <= size - 1 - rr:
+            break
+        objs_o = None
+    if objs_o is None:
+        return None
+    x = _choose(rng, k_o, choice)
+    j = x + 1  # number of targets
+    order = sorted(range(k_o), key=lambda k: objs_o[k]["cy"])  # top first
+    if not up:
+        order = order[::-1]
+    ks = order[:j]
+    lo_row = objs_o[order[j - 1]]["cy"]  # the last target and the first non-target
+    if up:
+        lo, hi = lo_row + g, (objs_o[order[j]]["cy"] - g if j < k_o else size - 1 - rr)
+    else:
+        lo, hi = (objs_o[order[j]]["cy"] + g if j < k_o else rr), lo_row - g
+    y_ref = int(rng.integers(lo, hi + 1))
+    cx = int(rng.integers(rr, size - rr))
+    m = shape_mask(s_ref, y_ref, cx, rr, size)
+    objs_r = [{"shape": s_ref, "color": c_ref, "cy": y_ref, "cx": cx, "r": rr, "mask": m, "area": int(m.sum())}]
+    _fill(rng, objs_r, size, int(rng.integers(cfg.min_objects, cfg.max_objects + 1)),
+          lambda s2, c2: (s2, c2) == (s_ref, c_ref), r_range=(2, 4))
+    scenes = [None] * cfg.n_images
+    scenes[o], scenes[r] = objs_o, objs_r
+    _others(rng, cfg, scenes, {o, r})
+    word = "higher" if up else "lower"
+    q = f"Segment every object in image {_ord(o)} that sits {word} than the {c_ref} {s_ref} in image {_ord(r)}."
+    ks = sorted(ks, key=lambda k: objs_o[k]["cy"])  # answer lists them top to bottom
+    ans = _join([f"in image {_ord(o)} the {objs_o[k]['color']} {objs_o[k]['shape']} {SEG}" for k in ks])
+    targets = [(o, k, "object", f"{objs_o[k]['color']} {objs_o[k]['shape']}") for k in ks]
+    return "spatial", q, ans, scenes, targets, {"o": o, "r": r, "choice": x, "n_choices": k_o}
+
+
+def _as_many(rng, cfg, choice=None):
+    """numerical: count the <shape>s of image r; segment the objects of image o whose colour occurs
+    that many times there. Image o has 2-3 colour groups of distinct sizes; the group is the choice."""
+    size = cfg.image_size
+    o, r = _roles(rng, cfg.n_images)
+    s = SHAPES[rng.integers(len(SHAPES))]
+    n_groups = int(rng.integers(2, 4))
+    sizes = [int(v) for v in rng.choice([1, 2, 3], size=n_groups, replace=False)]
+    cols = [COLOR_NAMES[int(v)] for v in rng.choice(len(COLOR_NAMES), size=n_groups, replace=False)]
+    specs_o = [(SHAPES[rng.integers(len(SHAPES))], cols[gi]) for gi in range(n_groups) for _ in range(sizes[gi])]
+    objs_o = _place_all(rng, specs_o, size, r_range=(2, 3))
+    if objs_o is None:
+        return None
+    x = _choose(rng, n_groups, choice)
+    n, tc = sizes[x], cols[x]
+    for _ in range(50):
+        objs_r = _place_all(rng, [(s, COLOR_NAMES[rng.integers(len(COLOR_NAMES))]) for _ in range(n)], size,
+                            r_range=(2, 3))
+        if objs_r is not None:
+            break
+    else:
+        raise RuntimeError("could not place the reference image (image_size too small?)")
+    _fill(rng, objs_r, size, n + int(rng.integers(0, 3)), lambda s2, c2: s2 == s, r_range=(2, 3))
+    scenes = [None] * cfg.n_images
+    scenes[o], scenes[r] = objs_o, objs_r
+    _others(rng, cfg, scenes, {o, r})
+    q = (f"Count the {s}s in image {_ord(r)}. In image {_ord(o)}, segment every object of the colour "
+         f"that occurs that many times.")
+    ks = [k for k, ob in enumerate(objs_o) if ob["color"] == tc]
+    ans = f"image {_ord(r)} has {n} {s}{'s' if n != 1 else ''} : " + _join(
+        [f"in image {_ord(o)} the {tc} {objs_o[k]['shape']} {SEG}" for k in ks])
+    targets = [(o, k, "object", f"{tc} {objs_o[k]['shape']}") for k in ks]
+    return "numerical", q, ans, scenes, targets, {"o": o, "r": r, "choice": x, "n_choices": n_groups}
+
+
+TEMPLATES = {"open-ended": [_shared], "numerical": [_as_many], "spatial": [_beyond], "functional": [_same_use]}
+
+
+def generate_item(cfg, idx: int, *, split: str = "train", seed: int | None = None, category: str | None = None,
+                  choice: int | None = None) -> M4SegItem:
+    """Item ``idx`` of a split (category cycled if not given). ``choice`` forces the template's hidden
+    choice (``meta["choice"]`` of ``meta["n_choices"]``): same target image and question, other answer."""
+    seed = cfg.seed if seed is None else seed
+    cat = CATEGORIES[idx % len(CATEGORIES)] if category is None else category
+    if cat not in CATEGORIES:
+        raise ValueError(f"unknown category {cat!r}; expected one of {CATEGORIES}")
+    rng = make_rng(seed, "prima-item", split, idx)
+    for _attempt in range(100):
+        fn = TEMPLATES[cat][int(rng.integers(len(TEMPLATES[cat])))]
+        out = fn(rng, cfg, choice)
+        if out is not None:
+            break
+    else:
+        raise RuntimeError(f"generator could not build a {cat} item (image_size too small?)")
+    category, q, ans, scenes, targets, info = out
+    # each image's pixel noise has its own stream, so an image is the same whatever the choice
+    images = [render(objs, cfg.image_size, make_rng(seed, "prima-pixels", split, idx, i), cfg.noise_std)
+              for i, objs in enumerate(scenes)]
+    objects = []
+    for (img, k, level, label) in targets:
+        ob = scenes[img][k]
+        m = ob["mask"].copy()
+        if level == "part":
+            m &= np.arange(cfg.image_size)[:, None] <= ob["cy"]  # top half: rows down to the centre row
+        objects.append(SegObject(image=img, mask=m, label=label, level=level))
+    meta = {"template": fn.__name__.lstrip("_"),
+            "scenes": [[{k: v for k, v in ob.items() if k != "mask"} for ob in objs] for objs in scenes],
+            "targets": [(t[0], t[1]) for t in targets],
+            "target_image": info["o"], "reference_image": info["r"],
+            "choice": info["choice"], "n_choices": info["n_choices"]}
+    item = M4SegItem(id=f"{split}{idx:05d}", question=q, images=images, answer=ans, objects=objects,
+                     category=category, meta=meta)
+    validate_item(item)
+    return item
 
 
 def generate_items(cfg, n: int, *, split: str = "train", seed: int | None = None,
                    categories=CATEGORIES) -> list[M4SegItem]:
     """``n`` seeded items, categories cycled evenly; each item validated. Same seed -> same items."""
-    seed = cfg.seed if seed is None else seed
+    categories = tuple(categories)
     bad = [c for c in categories if c not in CATEGORIES]
     if bad:
         raise ValueError(f"unknown categories {bad}")
-    items = []
-    for idx in range(n):
-        cat = categories[idx % len(categories)]
-        rng = make_rng(seed, "prima-item", split, idx)
-        for _attempt in range(100):
-            fn = TEMPLATES[cat][int(rng.integers(len(TEMPLATES[cat])))]
-            out = fn(rng, cfg)
-            if out is not None:
-                break
-        else:
-            raise RuntimeError(f"generator could not build a {cat} item (image_size too small?)")
-        category, q, ans, scenes, targets = out
-        images = [render(objs, cfg.image_size, rng, cfg.noise_std) for objs in scenes]
-        objects = []
-        for (img, k, level, label) in targets:
-            o = scenes[img][k]
-            m = o["mask"].copy()
-            if level == "part":
-                m &= np.arange(cfg.image_size)[:, None] <= o["cy"]  # top half: rows down to the centre row
-            objects.append(SegObject(image=img, mask=m, label=label, level=level))
-        meta = {"template": fn.__name__.lstrip("_"),
-                "scenes": [[{k: v for k, v in o.items() if k != "mask"} for o in objs] for objs in scenes],
-                "targets": [(t[0], t[1]) for t in targets]}
-        item = M4SegItem(id=f"{split}{idx:05d}", question=q, images=images, answer=ans, objects=objects,
-                         category=category, meta=meta)
-        validate_item(item)
-        items.append(item)
-    return items
+    return [generate_item(cfg, idx, split=split, seed=seed, category=categories[idx % len(categories)])
+            for idx in range(n)]
 
+
+def per_image_chance(items) -> dict:
+    """Exact-answer accuracy of the best per-image reader (one that sees each image alone with the
+    question), per category and overall: the mean of 1 / n_choices, since the target image is the same
+    for every choice and the choice is uniform."""
+    rows: dict[str, list[float]] = {}
+    for it in items:
+        p = 1.0 / it.meta["n_choices"]
+        rows.setdefault(it.category, []).append(p); rows.setdefault("overall", []).append(p)
+    return {c: float(np.mean(v)) for c, v in rows.items()}
 
 # ---------------------------------------------------------------------------------------------
 # text: a word-level tokenizer over the generator's closed vocabulary

@@ -146,8 +146,10 @@ def sentence_similarity(preds, trues) -> np.ndarray:
         return np.zeros(0)
     from workbench.math2.skills import embed_texts
 
-    emb = embed_texts(preds + trues).astype(np.float64)  # (2N, 384), unit rows
-    a, b = emb[: len(preds)], emb[len(preds):]
+    uniq = list(dict.fromkeys(preds + trues))  # each distinct text embedded once
+    emb = embed_texts(uniq).astype(np.float64)  # (U, 384), unit rows
+    row = {t: i for i, t in enumerate(uniq)}
+    a = emb[[row[t] for t in preds]]; b = emb[[row[t] for t in trues]]
     return np.einsum("ij,ij->i", a, b)
 
 

@@ -118,12 +118,19 @@ def load_checkpoint(path):
 
 
 def train(model: PrimaModel, items: list[M4SegItem], vocab: Vocab, cfg: Config, *, seed: int,
-          out_dir: str | None = None, progress: bool = True, desc: str = "train") -> dict:
-    """AdamW with warm-up and cosine decay; returns the loss history (per step)."""
+          out_dir: str | None = None, progress: bool = True, desc: str = "train",
+          curve_items: list[M4SegItem] | None = None) -> dict:
+    """AdamW with warm-up and cosine decay; returns the loss history (per step).
+
+    The minibatch order depends on ``seed`` only, not on the variant, so variants trained with the
+    same seed see the same batches in the same order. With ``curve_items`` the history also holds a
+    learning curve: :func:`teacher_forced_scores` on them every ``cfg.eval_every`` steps and at the end
+    (``hist["curve"]``: lists ``step``, ``tf_giou``, ``answer_acc``, ``token_acc``).
+    """
     if len(items) < 1:
         raise ValueError("no training items")
-    rng = make_rng(seed, "prima-train", model.variant)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = make_rng(seed, "prima-train")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     warm = min(20, cfg.steps)
 
     def lr_at(s):
@@ -134,6 +141,19 @@ def train(model: PrimaModel, items: list[M4SegItem], vocab: Vocab, cfg: Config, 
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     hist = {"step": [], "loss": [], "ce": [], "bce": [], "dice": []}
+    curve = {"step": [], "tf_giou": [], "answer_acc": [], "token_acc": []}
+    curve_batches = ([Batch(curve_items[s: s + 64], vocab) for s in range(0, len(curve_items), 64)]
+                     if curve_items else None)
+
+    def add_curve_point(n_done):
+        sc = teacher_forced_scores(model, curve_batches, cfg)
+        curve["step"].append(n_done)
+        for k in ("tf_giou", "answer_acc", "token_acc"):
+            curve[k].append(sc[k])
+        model.train()
+
+    if curve_batches:
+        add_curve_point(0)
     model.train()
     bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
@@ -151,6 +171,10 @@ def train(model: PrimaModel, items: list[M4SegItem], vocab: Vocab, cfg: Config, 
             bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
         if out_dir and cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0:
             save_checkpoint(Path(out_dir) / f"{model.variant}_step{step + 1}.pt", model, vocab, step + 1, opt, hist)
+        if curve_batches and cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+            add_curve_point(step + 1)
+    if curve_batches:
+        hist["curve"] = curve
     if out_dir:
         save_checkpoint(Path(out_dir) / f"{model.variant}_final.pt", model, vocab, cfg.steps, opt, hist)
     model.eval()
@@ -228,22 +252,35 @@ def evaluate(model, items, vocab, cfg: Config) -> dict:
 
 
 @torch.inference_mode()
-def teacher_forced_giou(model, items, vocab, cfg: Config, batch_size: int = 64) -> float:
-    """gIoU of the masks decoded from the [SEG] states of the *true* answer (diagnostic that
-    separates the mask path from answer generation)."""
+def teacher_forced_scores(model, batches: list[Batch], cfg: Config) -> dict:
+    """One teacher-forced pass over ``batches``: ``tf_giou`` (gIoU of the masks decoded from the
+    [SEG] states of the *true* answer: the mask path apart from answer generation), ``token_acc``
+    (answer tokens whose argmax is right) and ``answer_acc`` (items whose every answer token and
+    [EOS] is the argmax; exactly the items greedy decoding answers right, word for word)."""
     from .metrics import giou_ciou
 
-    pairs = []
-    for s in range(0, len(items), batch_size):
-        b = Batch(items[s: s + batch_size], vocab)
-        _, hid, dense = model(b.images, b.question, b.q_pad, b.inp, b.pad)
+    was_training = model.training
+    model.eval()
+    pairs, tok_ok, tok_n, ans_ok, n_items = [], 0, 0, 0, 0
+    thr = 1 / (1 + math.exp(-cfg.mask_threshold))
+    for b in batches:
+        logits, hid, dense = model(b.images, b.question, b.q_pad, b.inp, b.pad)
+        ok = (logits.argmax(-1) == b.tgt) | ~b.loss_mask  # (B, T)
+        tok_ok += int(((logits.argmax(-1) == b.tgt) & b.loss_mask).sum()); tok_n += int(b.loss_mask.sum())
+        ans_ok += int(ok.all(1).sum()); n_items += len(b.items)
         bi, pos = seg_positions(b.inp, b.seg_id)
-        if not len(bi):
-            continue
-        thr = 1 / (1 + math.exp(-cfg.mask_threshold))
-        pm = (model.masks_from_hidden(hid[bi, pos], dense, bi).sigmoid() > thr).numpy()
-        pairs += list(zip(pm, torch.cat(b.masks).numpy()))
-    return giou_ciou(pairs)["giou"] if pairs else float("nan")
+        if len(bi):
+            pm = (model.masks_from_hidden(hid[bi, pos], dense, bi).sigmoid() > thr).numpy()
+            pairs += list(zip(pm, torch.cat(b.masks).numpy()))
+    model.train(was_training)
+    return {"tf_giou": giou_ciou(pairs)["giou"] if pairs else float("nan"),
+            "token_acc": tok_ok / max(1, tok_n), "answer_acc": ans_ok / max(1, n_items)}
+
+
+def teacher_forced_giou(model, items, vocab, cfg: Config, batch_size: int = 64) -> float:
+    """gIoU of the masks decoded from the [SEG] states of the *true* answer (see :func:`teacher_forced_scores`)."""
+    batches = [Batch(items[s: s + batch_size], vocab) for s in range(0, len(items), batch_size)]
+    return teacher_forced_scores(model, batches, cfg)["tf_giou"]
 
 
 # ---------------------------------------------------------------------------------------------
