@@ -37,7 +37,9 @@ class Config:
     """after clustering, each problem's coarse skill is the model's choice from the extracted skill list
     (constrained to it under ``structured``); off = the coarse skill its free label was clustered into"""
     verdict_reasoning_chars: int = 160
-    """reasoning bound (characters) before a Yes/No verdict (reconstruction)"""
+    """reasoning bound (characters) before a Yes/No verdict (reconstruction). Token budgets of the structured
+    stages are at least the character bound plus the answer's tokens, so a completion cannot be cut before
+    its answer (a token holds at least one character; a run of digits is one token per digit)"""
     answer_reasoning_chars: int = 60
     """reasoning bound (characters) before a numeric answer in the attempt, final-solution and evaluation
     stages (reconstruction)"""
@@ -67,7 +69,7 @@ class Config:
     """sampling temperature of every generating stage (reconstruction: the paper gives none)"""
     top_p: float = 0.95
     """nucleus mass of every stage (reconstruction)"""
-    pair_max_tokens: int = 100
+    pair_max_tokens: int = 176
     """token budget of the skill-pair check"""
     reject_unreadable_pairs: bool = False
     """drop a pair whose similarity verdict cannot be read (reconstruction: by default only an explicit
@@ -77,7 +79,7 @@ class Config:
     """token budget of question generation (question + brief solution)"""
     n_generation_examples: int = 1
     """worked generation turns put before the real request (multi-turn exemplars; 0 = none)"""
-    attempt_max_tokens: int = 52
+    attempt_max_tokens: int = 76
     """token budget of the flaw-seeking attempted solution"""
     n_validation_votes: int = 3
     """validator samples per question (reconstruction: 3); a question passes when more readable votes say Yes
@@ -85,11 +87,11 @@ class Config:
     min_readable_votes: int = 1
     """fewest readable validator votes for a decision; below it the question is dropped as 'unreadable'
     (counted apart from 'rejected')"""
-    validation_max_tokens: int = 100
+    validation_max_tokens: int = 176
     """token budget of one validator verdict"""
     n_final_solutions: int = 4
     """final-solution samples (paper: 4); the majority answer becomes the reference answer"""
-    final_max_tokens: int = 52
+    final_max_tokens: int = 76
     """token budget of one final solution"""
     final_temperature: float | None = 0.3
     """sampling temperature of the final-solution samples (None = ``temperature``). Reconstruction: at 0.7 the
@@ -99,7 +101,7 @@ class Config:
     """drop a question whose top answers tie (reconstruction; the paper drops 'all disagree')"""
 
     # --- evaluation
-    eval_max_tokens: int = 52
+    eval_max_tokens: int = 76
     """token budget of one evaluation answer (greedy)"""
     eval_backends: tuple[str, ...] = ()
     """extra LLM specs evaluated on seed vs generated questions (square-law points); main backend always included"""
