@@ -17,9 +17,10 @@ from workbench.git_storm.priors import MaskGITPrior, mask_ratio, random_chunks, 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in tests/conftest.py
 
 
-TINY = Config(minatar_scale=2, enc_channels=(8, 16), groups=8, classes=8, d_model=32, n_layers=2, n_heads=4, mlp_hidden=32,
-              mg_embed=16, mg_layers=2, mg_heads=2, mg_mlp=32, batch_size=4, batch_length=12, ac_hidden=32,
-              imagine_batch_size=8, horizon=6, imagine_context=4)
+TINY = Config(env="minatar:breakout", minatar_scale=2, enc_channels=(8, 16), groups=8, classes=8, d_model=32, n_layers=2,
+              n_heads=4, mlp_hidden=32, mg_embed=16, mg_layers=2, mg_heads=2, mg_mlp=32, batch_size=4, batch_length=12,
+              ac_hidden=32, imagine_batch_size=8, horizon=6, imagine_context=4, draft_steps=4, revise_steps=4,
+              decode_scan=(1, 8), seeds=1)
 
 
 def _batch(B=4, T=12, seed=0, n_actions=3, side=20):
@@ -219,8 +220,20 @@ def test_lambda_returns_known_answers():
     g = torch.Generator().manual_seed(0)
     r, v, c = torch.randn(4, 6, generator=g), torch.randn(4, 7, generator=g), (torch.rand(4, 6, generator=g) > 0.2).float()
     gamma = 0.9
-    # lam = 0: one-step TD targets
-    assert torch.allclose(lambda_returns(r, v, c, gamma, 0.0), r + gamma * c * v[:, 1:])
+    # lam = 0: one-step targets; STORM's code bootstraps from the current state's value, TD(lambda) from
+    # the next one
+    assert torch.allclose(lambda_returns(r, v, c, gamma, 0.0, "next"), r + gamma * c * v[:, 1:])
+    assert torch.allclose(lambda_returns(r, v, c, gamma, 0.0), r + gamma * c * v[:, :-1])
+    assert torch.allclose(lambda_returns(r, v, c, gamma, 0.0, "current"), r + gamma * c * v[:, :-1])
+    # STORM's recursion written out: R_k = r_k + g c_k (1 - l) V_k + g c_k l R_{k+1}, R_H = V_H
+    lam = 0.7
+    ref = torch.zeros(4, 7)
+    ref[:, -1] = v[:, -1]
+    for k in reversed(range(6)):
+        ref[:, k] = r[:, k] + gamma * c[:, k] * (1 - lam) * v[:, k] + gamma * c[:, k] * lam * ref[:, k + 1]
+    assert torch.allclose(lambda_returns(r, v, c, gamma, lam), ref[:, :-1], atol=1e-5)
+    with pytest.raises(ValueError, match="bootstrap"):
+        lambda_returns(r, v, c, gamma, lam, "previous")
     # lam = 1: discounted Monte Carlo sum bootstrapped with V_H, cut at terminations
     mc = torch.zeros(4)
     disc = torch.ones(4)
@@ -228,13 +241,23 @@ def test_lambda_returns_known_answers():
         mc = mc + disc * r[:, k]
         disc = disc * gamma * c[:, k]
     mc = mc + disc * v[:, -1]
-    assert torch.allclose(lambda_returns(r, v, c, gamma, 1.0)[:, 0], mc, atol=1e-5)
+    for boot in ("current", "next"):  # lam = 1 does not use the intermediate values
+        assert torch.allclose(lambda_returns(r, v, c, gamma, 1.0, boot)[:, 0], mc, atol=1e-5)
 
 
 def test_return_norm_percentiles():
     n = ReturnNorm(decay=0.0)
     assert n.update(torch.linspace(0, 100, 1001)) == pytest.approx(90.0, abs=1e-3)
     assert n.update(torch.zeros(10)) == 1.0  # spread below 1: no scaling up
+
+
+def test_return_norm_ema_starts_at_zero_like_storm():
+    """STORM's EMAScalar starts at 0: after one update the bounds are (1 - decay) * percentile."""
+    n = ReturnNorm(decay=0.99)
+    assert n.scale == 1.0
+    n.update(torch.linspace(0, 1000, 1001))  # P5 = 50, P95 = 950
+    assert n.low == pytest.approx(0.5, abs=1e-3) and n.high == pytest.approx(9.5, abs=1e-3)
+    assert n.scale == pytest.approx(9.0, abs=1e-3)
 
 
 def test_psnr():
@@ -321,10 +344,11 @@ def test_short_run_lowers_world_model_loss_on_fixed_batch(prior):
 def test_run_tiny_end_to_end(tmp_path):
     cfg = dataclasses.replace(TINY, dataset_steps=400, wm_updates=5, eval_context=4, eval_horizon=5,
                               eval_sequences=4, agent_env_steps=120, warmup_steps=60, pretrain_wm_updates=2,
-                              train_wm_every=20, train_agent_every=20)
+                              train_wm_every=20, train_agent_every=20, agent_prior="mlp")
     res = run(cfg, progress=False)
     s = res["summary"]
-    assert set(s) >= {"mlp", "maskgit", "baselines", "agent"}
+    assert set(s) >= {"mlp", "maskgit", "baselines", "agent", "diff"}
+    assert {"steps1_prior_nll", "steps8_prior_nll", "prior_nll_se"} <= set(s["maskgit"])
     for p in ("mlp", "maskgit"):
         v = res["comparison"]["priors"][p]["video"]
         assert len(v["mse_per_step"]) == 5 and len(v["examples"]["pred"][0]) == 5

@@ -13,8 +13,11 @@ class Config:
     # --- experiment -------------------------------------------------------------------------------
     seed: int = 1
     """seed of the experiment (every generator is derived from it)"""
-    env: str = "minatar:breakout"
-    """environment spec: `minatar:<game>`, `atari:<Game>` (ALE via gymnasium) or `dmc:<domain>-<task>`"""
+    seeds: int = 3
+    """seeds of the prior comparison in `run()`: seed, seed + 1, ..., each with its own data"""
+    env: str = "branch:catch"
+    """environment spec: `branch:catch` (catch with a randomly drifting ball: a multimodal next frame),
+    `minatar:<game>`, `atari:<Game>` (ALE via gymnasium) or `dmc:<domain>-<task>`"""
     priors: tuple = ("mlp", "maskgit")
     """priors to train and compare in `run()`: `mlp` (STORM dynamics head) and/or `maskgit` (GIT-STORM)"""
     device: str = "cpu"
@@ -24,6 +27,16 @@ class Config:
     models are small: one thread is as fast uncontended and far faster on a shared CPU"""
 
     # --- environment --------------------------------------------------------------------------------
+    catch_size: int = 5
+    """branch:catch frame side (cells)"""
+    catch_scale: int = 2
+    """branch:catch frames are upsampled by this integer factor (nearest)"""
+    catch_paddle: int = 2
+    """branch:catch paddle width (cells)"""
+    catch_balls: int = 8
+    """branch:catch drops per episode (the episode terminates after the last)"""
+    catch_drift: tuple = (1 / 3, 1 / 3, 1 / 3)
+    """branch:catch probabilities that the falling ball moves left, straight down, right"""
     minatar_scale: int = 1
     """MinAtar frames (10x10 cells) are rendered to RGB and upsampled by this integer factor (nearest)"""
     minatar_sticky: float = 0.1
@@ -66,6 +79,10 @@ class Config:
     """longest sequence the learned positional embedding covers (STORM: 64)"""
     dropout: float = 0.0
     """dropout in the sequence model (STORM: 0.1; 0 keeps the small CPU runs deterministic)"""
+    seq_ff_mult: int = 2
+    """sequence-model feed-forward width as a multiple of d_model (STORM: 2)"""
+    seq_ff_activation: str = "relu"
+    """sequence-model feed-forward activation (STORM: relu; `gelu` also accepted)"""
     state_mixer: str = "concat"
     """how [z, action] become one token (the GIT-STORM authors' variants): `concat` (STORM's stem on the
     concatenation; the authors' DMC default), `concat+attn` (action queries attend over [z, a] of steps
@@ -97,7 +114,9 @@ class Config:
     mlp_hidden: int = 64
     """hidden width of the MLP dynamics head"""
     mlp_layers: int = 1
-    """hidden layers of the MLP dynamics head (STORM's public code: 0, a single linear layer on h_t)"""
+    """hidden layers of the MLP dynamics head (STORM's public code: 0, a single linear layer on h_t; the
+    paper presets use 0). Choice: the CPU default keeps one hidden layer so that the MLP prior has a
+    capacity closer to the MaskGIT prior's"""
 
     # --- MaskGIT prior (GIT-STORM) -----------------------------------------------------------------
     mg_embed: int = 32
@@ -110,12 +129,16 @@ class Config:
     """MaskGIT feed-forward width (GIT-STORM: 128)"""
     mg_schedule: str = "cosine"
     """training mask schedule: `cosine` (GIT-STORM), `linear` or `square`"""
-    draft_steps: int = 1
-    """draft-and-revise: chunks of the draft pass (GIT-STORM: T_draft 1)"""
-    revise_steps: int = 1
-    """draft-and-revise: chunks of each revise pass (GIT-STORM: T_revise 1)"""
-    revise_rounds: int = 1
-    """draft-and-revise: revise passes (GIT-STORM: M 1)"""
+    draft_steps: int = 8
+    """draft-and-revise: chunks of the draft pass, i.e. iterative unmasking steps (GIT-STORM's public
+    config: T_draft 1, which draws every token from the all-masked state, factorised like the MLP prior).
+    Choice: the CPU default decodes in 8 steps so that each chunk is drawn given the ones before"""
+    revise_steps: int = 8
+    """draft-and-revise: chunks of each revise pass (GIT-STORM: T_revise 1; with 1 chunk a revise pass
+    redraws every token from the all-masked state and discards the draft)"""
+    revise_rounds: int = 0
+    """draft-and-revise: revise passes (GIT-STORM: M 1). Choice: 0 on CPU, so that the sampler's
+    distribution is the one whose likelihood `MaskGITPrior.log_prob` computes exactly"""
     mg_input: str = "next"
     """reconstruction: tokens the MaskGIT sees in training. `next`: masked tokens of z_{t+1} (the target;
     matches draft-and-revise sampling); `current`: masked tokens of z_t as the public GIT-STORM code does"""
@@ -133,6 +156,9 @@ class Config:
     """entropy bonus (STORM: 3e-4)"""
     ac_lr: float = 3e-4
     """actor and critic learning rate (STORM: 3e-5)"""
+    lambda_bootstrap: str = "current"
+    """lambda-returns: `current` mixes in V(s_k) as STORM's code does; `next` is standard TD(lambda) with
+    V(s_{k+1}) (DreamerV3). See workbench.git_storm.agent"""
     ret_norm_decay: float = 0.99
     """EMA decay of the 5th/95th return percentiles (DreamerV3/STORM: 0.99)"""
     slow_critic_decay: float = 0.98
@@ -145,11 +171,11 @@ class Config:
     """imagination horizon (STORM: 16)"""
 
     # --- data and loops ----------------------------------------------------------------------------
-    dataset_steps: int = 6000
+    dataset_steps: int = 3000
     """random-policy environment steps collected for the world-model comparison"""
     test_fraction: float = 0.2
     """fraction of the collected steps (the last ones) held out for video-prediction metrics"""
-    wm_updates: int = 300
+    wm_updates: int = 200
     """world-model updates per prior in the comparison"""
     eval_context: int = 8
     """video prediction: real context frames"""
@@ -157,8 +183,16 @@ class Config:
     """video prediction: open-loop frames predicted from the real actions"""
     eval_sequences: int = 32
     """video prediction: held-out sequences evaluated"""
-    agent_prior: str = "mlp"
-    """prior used by the short imagination-training run (`none` skips it)"""
+    decode_scan: tuple = (1, 4, 16)
+    """MaskGIT draft-only decoding steps whose metrics are reported (empty: skip the scan)"""
+    agent_updates: int = 0
+    """comparison: actor-critic updates in each trained world model's imagination, then a real-env
+    evaluation (0 skips it)"""
+    agent_eval_episodes: int = 4
+    """comparison: real-env episodes that evaluate each imagination-trained agent"""
+    agent_prior: str = "none"
+    """prior of the short STORM outer loop (act, train world model, train agent) after the comparison
+    (`none` skips it)"""
     agent_env_steps: int = 1500
     """outer loop: environment steps"""
     warmup_steps: int = 500
@@ -172,11 +206,13 @@ class Config:
 
 
 def atari100k_config(game: str = "Pong", **overrides) -> Config:
-    """The STORM / GIT-STORM Atari 100k hyper-parameters (a GPU run: ~100k agent steps = 400k frames)."""
+    """The STORM / GIT-STORM Atari 100k hyper-parameters (a GPU run: ~100k agent steps = 400k frames):
+    STORM's linear prior head (``mlp_layers=0``) and GIT-STORM's public decoding (draft 1 / revise 1 / 1
+    round)."""
     cfg = Config(
         env=f"atari:{game}", enc_channels=(32, 64, 128, 256), groups=32, classes=32, d_model=512,
-        n_layers=2, n_heads=8, dropout=0.1, mlp_hidden=512, mg_embed=128, mg_layers=4, mg_heads=8,
-        mg_mlp=128, wm_lr=1e-4, batch_size=16, batch_length=64, ac_hidden=512, ac_layers=2, ac_lr=3e-5,
+        n_layers=2, n_heads=8, dropout=0.1, mlp_hidden=512, mlp_layers=0, mg_embed=128, mg_layers=4, mg_heads=8,
+        mg_mlp=128, draft_steps=1, revise_steps=1, revise_rounds=1, wm_lr=1e-4, batch_size=16, batch_length=64, ac_hidden=512, ac_layers=2, ac_lr=3e-5,
         imagine_batch_size=1024, agent_env_steps=102_000, warmup_steps=1024, train_wm_every=1,
         train_agent_every=1, pretrain_wm_updates=0, dataset_steps=20_000, wm_updates=20_000,
         eval_sequences=256, agent_prior="maskgit", max_episode_steps=108_000, device="cuda")
@@ -192,6 +228,6 @@ def dmc_config(task: str = "walker-walk", **overrides) -> Config:
 def paper_model_config(**overrides) -> Config:
     """The paper-size world model on 64x64 RGB frames (for benchmarks), other fields at defaults."""
     cfg = Config(enc_channels=(32, 64, 128, 256), groups=32, classes=32, d_model=512, n_layers=2,
-                 n_heads=8, mlp_hidden=512, mg_embed=128, mg_layers=4, mg_heads=8, mg_mlp=128,
+                 n_heads=8, mlp_hidden=512, mlp_layers=0, mg_embed=128, mg_layers=4, mg_heads=8, mg_mlp=128,
                  batch_size=16, batch_length=64, ac_hidden=512, imagine_batch_size=1024)
     return dataclasses.replace(cfg, **overrides)

@@ -158,15 +158,24 @@ def psnr(mse: np.ndarray, peak: float = 1.0) -> np.ndarray:
 
 @torch.no_grad()
 def video_prediction(wm: WorldModel, obs, actions, rewards, terms, context: int, horizon: int,
-                     gen: torch.Generator, n_examples: int = 4) -> dict:
-    """Open-loop rollouts from ``context`` real frames, driven by the real actions.
+                     gen: torch.Generator, n_examples: int = 4, frame_check=None) -> dict:
+    """Open-loop rollouts from ``context`` real frames, driven by the real actions, and teacher-forced
+    prior metrics on the same windows.
 
     obs (B, context + horizon, C, H, W) uint8 etc. Predicted frames k = 0..horizon-1 are compared with
     obs[:, context + k]. Per-step MSE (mean over pixels, frames in [0, 1]) and PSNR (mean over sequences
     of per-sequence PSNR), against two references: the autoencoder's own reconstruction of the true frame
-    (a ceiling for any prior) and repeating the last context frame (a floor).
+    (a ceiling for any prior) and repeating the last context frame (the trivial baseline).
+
+    Teacher-forced metrics at every transition of the windows, conditioned on the real past (posterior
+    argmax tokens): ``prior_nll`` = -log p(z_{t+1} | h_t) / G in nats per token of the posterior argmax
+    tokens under the prior's sampler (:meth:`Prior.log_prob`), ``token_perplexity`` = exp(prior_nll),
+    ``token_accuracy`` of the greedy decode (temperature 0; for MaskGIT the same chunked decode),
+    ``token_accuracy_one_shot`` of the all-masked / one-shot argmax. ``frame_check(frames) -> bool``
+    (optional, e.g. :func:`~workbench.git_storm.envs.catch_frame_valid`) scores decoded samples: one
+    step ahead from the real past (``valid_one_step``) and along the open-loop rollouts
+    (``valid_per_step``, ``valid``).
     """
-    cfg = wm.cfg
     B, T = obs.shape[:2]
     if T < context + horizon:
         raise ValueError(f"need {context + horizon} steps, got {T}")
@@ -182,23 +191,32 @@ def video_prediction(wm: WorldModel, obs, actions, rewards, terms, context: int,
     last = obs[:, context - 1:context].float() / 255.0
     mse_copy = (last - true).pow(2).mean((-3, -2, -1)).cpu().numpy()
     # teacher-forced token metrics over the whole windows
-    post_next, prior_logits = wm.teacher_forced_prior(obs, actions)
+    post_next, h_tf = wm.teacher_forced_states(obs, actions)
     tgt = post_next.argmax(-1)  # (B, T-1, G)
-    logp = torch.log_softmax(prior_logits, -1).gather(-1, tgt[..., None]).squeeze(-1)
-    acc = float((prior_logits.argmax(-1) == tgt).float().mean())
-    ppl = float(torch.exp(-logp.mean()))
+    nll = float(-wm.prior.log_prob(h_tf, tgt, gen).mean()) / wm.G
+    greedy = wm.prior.sample(h_tf, gen, temperature=0.0).argmax(-1)
+    acc = float((greedy == tgt).float().mean())
+    acc_one_shot = float((wm.prior.logits(h_tf).argmax(-1) == tgt).float().mean())
+    res = {}
+    if frame_check is not None:
+        one = wm.decode(wm.prior.sample(h_tf, gen)).clamp(0, 1).cpu().numpy()  # (B, T-1, C, H, W)
+        valid = frame_check(pred.cpu().numpy())  # (B, horizon)
+        res = {"valid_one_step": float(frame_check(one).mean()), "valid": float(valid.mean()),
+               "valid_per_step": valid.mean(0).tolist(),
+               "valid_autoencoder": float(frame_check(recon.cpu().numpy()).mean())}
     rew_pred = out["reward"].cpu().numpy()  # (B, horizon-1)
     rew_true = rewards[:, context:context + horizon - 1].float().numpy()
     term_prob = torch.sigmoid(out["term_logit"]).cpu().numpy()
     ex = slice(0, min(n_examples, B))
     to_img = lambda x: (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
-    return {
+    res.update({
         "mse_per_step": mse.mean(0).tolist(), "psnr_per_step": psnr(mse).mean(0).tolist(),
         "mse": float(mse.mean()), "psnr": float(psnr(mse).mean()),
         "mse_autoencoder": float(mse_ae.mean()), "psnr_autoencoder": float(psnr(mse_ae).mean()),
         "mse_copy_last": float(mse_copy.mean()), "psnr_copy_last": float(psnr(mse_copy).mean()),
         "mse_copy_last_per_step": mse_copy.mean(0).tolist(),
-        "token_accuracy": acc, "token_perplexity": ppl, "chance_perplexity": float(wm.K),
+        "prior_nll": nll, "token_accuracy": acc, "token_accuracy_one_shot": acc_one_shot,
+        "token_perplexity": float(math.exp(nll)), "chance_perplexity": float(wm.K),
         "reward_mae": float(np.abs(rew_pred - rew_true).mean()),
         "examples": {
             "real": to_img(obs[ex, context:context + horizon].float() / 255.0).tolist(),
@@ -209,7 +227,37 @@ def video_prediction(wm: WorldModel, obs, actions, rewards, terms, context: int,
             "termination_prob": term_prob[ex].tolist(),
             "termination_true": terms[ex, context:context + horizon - 1].float().numpy().tolist(),
         },
-    }
+    })
+    return res
+
+
+SCAN_KEYS = ("prior_nll", "token_accuracy", "psnr", "valid_one_step", "valid")
+
+
+@torch.no_grad()
+def decode_steps_scan(wm: WorldModel, test, cfg: Config, steps: tuple, seed_parts=()) -> dict:
+    """MaskGIT only: the metrics of :func:`video_prediction` with a draft-only decode of S chunks for each
+    S in ``steps`` (S = 1: every token from the all-masked state, factorised like the MLP prior).
+    Returns {S: {metric: value}} with the metrics in ``SCAN_KEYS`` that exist."""
+    from .priors import decoding
+
+    out = {}
+    for S in steps:
+        with decoding(wm.prior, draft_steps=int(S), revise_rounds=0):
+            vp = video_prediction(wm, *test, cfg.eval_context, cfg.eval_horizon,
+                                  torch_gen(cfg.seed, "scan", S, *seed_parts), n_examples=0,
+                                  frame_check=frame_check_for(cfg))
+        out[int(S)] = {k: vp[k] for k in SCAN_KEYS if k in vp}
+    return out
+
+
+def frame_check_for(cfg: Config):
+    """The frame-validity check of ``cfg.env`` (branch:catch), or None."""
+    if cfg.env.startswith("branch:"):
+        from .envs import catch_frame_valid
+
+        return lambda f: catch_frame_valid(f, cfg.catch_paddle, cfg.catch_scale)
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -309,9 +357,43 @@ def _summary_curve(xs: list[float], every: int = 10) -> list[float]:
     return [float(np.mean(xs[i:i + every])) for i in range(0, len(xs), every)]
 
 
+def train_agent_in_imagination(wm: WorldModel, replay: Replay, cfg: Config, hi: int | None = None,
+                               progress: bool = False) -> dict:
+    """Train a fresh actor-critic for ``cfg.agent_updates`` updates purely in the imagination of a
+    (fixed) world model, starting from real context windows of ``replay[:hi]``, then act with it in the
+    real env (:class:`LatentPolicy`) for ``cfg.agent_eval_episodes`` episodes. The evaluation env's seed
+    does not depend on the prior, so different world models face the same env randomness."""
+    prior = wm.prior_kind
+    env = make_env(cfg.env, cfg, derive_seed(cfg.seed, "agent_eval_env"))
+    obs_shape, action_dim, continuous = env_info(env)
+    with seeded_init(cfg.seed, "actor_critic", prior):
+        ac = ActorCritic(cfg.groups * cfg.classes + cfg.d_model, action_dim, continuous, cfg)
+    rng, gen = make_rng(cfg.seed, "agent_batches"), torch_gen(cfg.seed, "agent", prior)
+    hist = [train_agent_step(wm, ac, replay, rng, gen, hi)
+            for _ in tqdm(range(cfg.agent_updates), desc=f"agent in imagination ({prior})", disable=not progress,
+                          leave=False)]
+    policy = LatentPolicy(wm, ac, torch_gen(cfg.seed, "agent_act", prior), cfg.imagine_context)
+    rep = Replay(obs_shape, (action_dim,) if continuous else (), np.float32 if continuous else np.int64,
+                 cfg.agent_eval_episodes * cfg.max_episode_steps + 1)
+    env_rng = make_rng(cfg.seed, "agent_eval")
+    state, returns = None, []
+    while len(returns) < cfg.agent_eval_episodes:
+        state, fin = collect(env, rep, 1, env_rng, policy=policy, state=state,
+                             life_loss_as_termination=cfg.life_loss_as_termination)
+        returns += fin
+    return {"returns": returns, "imagined_return": [h["imagined_return"] for h in hist],
+            "entropy": [h["entropy"] for h in hist]}
+
+
 def compare_priors(cfg: Config, progress: bool = True) -> dict:
-    """Collect random-policy data once, train one world model per prior on it, and evaluate open-loop
-    video prediction on the same held-out windows for each."""
+    """Collect random-policy data once, train one world model per prior on it (same data, same number of
+    updates, the same sequence of training windows), and evaluate each on the same held-out windows:
+    open-loop video prediction, teacher-forced prior likelihood and token accuracy, and for MaskGIT the
+    effect of the number of decoding steps (``cfg.decode_scan``); with ``cfg.agent_updates > 0`` also
+    the real-env return of an agent trained in each world model's imagination."""
+    bad = [S for S in cfg.decode_scan if not 1 <= int(S) <= cfg.groups]
+    if "maskgit" in cfg.priors and bad:
+        raise ValueError(f"decode_scan steps {bad} outside [1, groups={cfg.groups}]")
     env = make_env(cfg.env, cfg, derive_seed(cfg.seed, "data_env"))
     obs_shape, action_dim, continuous = env_info(env)
     rng = make_rng(cfg.seed, "data")
@@ -330,14 +412,16 @@ def compare_priors(cfg: Config, progress: bool = True) -> dict:
     test = replay.window(starts, L)
     out = {"obs_shape": list(obs_shape), "action_dim": action_dim, "train_steps": split,
            "test_steps": cfg.dataset_steps - split, "random_episode_returns": ep_returns, "priors": {}}
+    check = frame_check_for(cfg)
     for prior in cfg.priors:
         wm = build_world_model(cfg, obs_shape, action_dim, continuous, prior)
         t0 = time.perf_counter()
-        hist = train_world_model(wm, replay, cfg.wm_updates, make_rng(cfg.seed, "wm_batches", prior),
+        hist = train_world_model(wm, replay, cfg.wm_updates, make_rng(cfg.seed, "wm_batches"),
                                  torch_gen(cfg.seed, "wm_train", prior), hi=split, progress=progress,
                                  desc=f"world model ({prior})")
         train_s = time.perf_counter() - t0
-        vp = video_prediction(wm, *test, cfg.eval_context, cfg.eval_horizon, torch_gen(cfg.seed, "video"))
+        vp = video_prediction(wm, *test, cfg.eval_context, cfg.eval_horizon, torch_gen(cfg.seed, "video"),
+                              frame_check=check)
         n_params = sum(p.numel() for p in wm.parameters())
         prior_params = sum(p.numel() for p in wm.prior.parameters())
         out["priors"][prior] = {
@@ -350,19 +434,82 @@ def compare_priors(cfg: Config, progress: bool = True) -> dict:
             "params": n_params, "prior_params": prior_params, "train_seconds": train_s,
             "video": vp,
         }
+        if prior == "maskgit" and cfg.decode_scan:
+            out["priors"][prior]["decode_scan"] = decode_steps_scan(wm, test, cfg, tuple(cfg.decode_scan))
+        if cfg.agent_updates > 0:
+            out["priors"][prior]["agent"] = train_agent_in_imagination(wm, replay, cfg, split, progress)
+    return out
+
+
+SUMMARY_KEYS = ("prior_nll", "token_accuracy", "token_accuracy_one_shot", "token_perplexity", "psnr",
+                "psnr_last_step", "mse", "valid_one_step", "valid", "reward_mae")
+
+
+def _seed_summary(comp: dict) -> dict:
+    """Scalar metrics of one seed's comparison: {prior: {metric: value}, "baselines": {...}}."""
+    out = {}
+    for p, r in comp["priors"].items():
+        v = r["video"]
+        d = {"wm_loss_first": r["first_loss"], "wm_loss_final": r["final_loss"], "psnr_last_step": v["psnr_per_step"][-1]}
+        d.update({k: v[k] for k in SUMMARY_KEYS if k in v})
+        if "agent" in r:
+            d["agent_return"] = float(np.mean(r["agent"]["returns"]))
+        for S, m in r.get("decode_scan", {}).items():
+            for k, x in m.items():
+                d[f"steps{S}_{k}"] = x
+        out[p] = d
+    v0 = next(iter(comp["priors"].values()))["video"]
+    out["baselines"] = {"psnr_copy_last": v0["psnr_copy_last"], "psnr_autoencoder": v0["psnr_autoencoder"],
+                        "random_return": float(np.mean(comp["random_episode_returns"]))
+                        if comp["random_episode_returns"] else float("nan")}
+    if "valid_autoencoder" in v0:
+        out["baselines"]["valid_autoencoder"] = v0["valid_autoencoder"]
+    return out
+
+
+def mean_se(values) -> tuple[float, float]:
+    """Mean and standard error (sample std / sqrt(n); nan for one value).
+
+    >>> mean_se([1.0, 2.0, 3.0])
+    (2.0, 0.5773502691896257)
+    """
+    x = np.asarray(values, float)
+    se = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
+    return float(x.mean()), se
+
+
+def aggregate_seeds(per_seed: list[dict]) -> dict:
+    """Mean and standard error over seeds of every scalar in :func:`_seed_summary`, as ``metric`` and
+    ``metric_se``; plus paired differences maskgit - mlp (``diff``) when both priors ran."""
+    out = {}
+    for group in per_seed[0]:
+        out[group] = {}
+        for k in per_seed[0][group]:
+            m, se = mean_se([s[group][k] for s in per_seed])
+            out[group][k], out[group][k + "_se"] = m, se
+    if "mlp" in per_seed[0] and "maskgit" in per_seed[0]:
+        out["diff"] = {}
+        for k in per_seed[0]["mlp"]:
+            if k in per_seed[0]["maskgit"]:
+                m, se = mean_se([s["maskgit"][k] - s["mlp"][k] for s in per_seed])
+                out["diff"][k], out["diff"][k + "_se"] = m, se
+    out["seeds"] = len(per_seed)
     return out
 
 
 def run(cfg: Config | None = None, progress: bool = True) -> dict:
-    """The notebook's experiment: MLP vs MaskGIT prior on the same data (video prediction), then a short
-    imagination-training run of the agent with ``cfg.agent_prior``. Returns plain data; scalar metrics
-    under ``results["summary"]``."""
+    """The notebook's experiment: MLP vs MaskGIT prior on the same data for ``cfg.seeds`` seeds (seed,
+    seed + 1, ...), then (optionally) a short STORM outer loop with ``cfg.agent_prior``. Returns plain
+    data: ``comparison`` (the first seed's full results, for the figures), ``per_seed`` (scalars of each
+    seed) and ``summary`` (means and standard errors over seeds)."""
     cfg = cfg or Config()
     if not cfg.priors:
         raise ValueError("cfg.priors is empty")
     for p in cfg.priors:
         if p not in ("mlp", "maskgit"):
             raise ValueError(f"unknown prior {p!r}: use 'mlp' or 'maskgit'")
+    if cfg.seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {cfg.seeds}")
     prev_threads = torch.get_num_threads()
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
@@ -374,15 +521,14 @@ def run(cfg: Config | None = None, progress: bool = True) -> dict:
 
 def _run(cfg: Config, progress: bool) -> dict:
     res = {"config": dataclasses.asdict(cfg)}
-    res["comparison"] = compare_priors(cfg, progress)
-    summary = {}
-    for p, r in res["comparison"]["priors"].items():
-        v = r["video"]
-        summary[p] = {"wm_loss_first": r["first_loss"], "wm_loss_final": r["final_loss"],
-                      "psnr": v["psnr"], "psnr_last_step": v["psnr_per_step"][-1], "mse": v["mse"],
-                      "token_accuracy": v["token_accuracy"], "token_perplexity": v["token_perplexity"]}
-    any_v = next(iter(res["comparison"]["priors"].values()))["video"]
-    summary["baselines"] = {"psnr_copy_last": any_v["psnr_copy_last"]}
+    per_seed, first = [], None
+    for i in range(cfg.seeds):
+        comp = compare_priors(dataclasses.replace(cfg, seed=cfg.seed + i), progress)
+        per_seed.append(_seed_summary(comp))
+        if first is None:
+            first = comp
+    res["comparison"], res["per_seed"] = first, per_seed
+    summary = aggregate_seeds(per_seed)
     if cfg.agent_prior != "none":
         ag = outer_loop(cfg, cfg.agent_prior, progress)
         res["agent"] = ag

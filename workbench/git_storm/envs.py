@@ -4,6 +4,10 @@
   planes painted with a fixed palette (one colour per object channel, later channels on top) and
   upsampled by ``cfg.minatar_scale`` (nearest): frames (3, 10*scale, 10*scale); sticky actions
   ``cfg.minatar_sticky``; minimal action set.
+- ``branch:catch``: a 10x10 catch game built for this notebook whose next frame is genuinely
+  multimodal (:class:`BranchCatch`): a falling ball drifts one column left, straight or right at random
+  every step and respawns at a uniformly random column, so the next latent has 3 (falling) or 10
+  (respawn) equally likely modes given the past and the action.
 - ``atari:<Game>`` (ALE via ale-py, ROMs in the wheel): ``ALE/<Game>-v5`` with frameskip 1 and
   gymnasium's ``AtariPreprocessing`` (frame skip ``cfg.atari_frame_skip`` with max-pooling of the last
   two frames, resize to ``cfg.atari_size``, RGB, no no-op starts) as in STORM's wrappers;
@@ -89,6 +93,102 @@ class MinAtarRGB(gym.Env):
 
     def render(self):
         return self._obs().transpose(1, 2, 0)
+
+
+class BranchCatch(gym.Env):
+    """Catch with branching ball dynamics (reconstruction: an environment built for the CPU experiment,
+    not from the papers). Frames (3, S, S) uint8, S = ``size`` (10): black background, a green paddle of
+    ``paddle`` cells in the bottom row, a white ball (drawn on top; white so that missing it costs the
+    autoencoder three channels of squared error, not one). Actions 0 stay, 1 left, 2 right (the
+    paddle moves one cell, clipped at the walls).
+
+    Each step the ball falls one row and moves sideways by -1, 0 or +1 with probabilities ``drift``
+    (reflected at the walls: column -1 -> 1, S -> S - 2). When it reaches the bottom row the step's
+    reward is +1 if the paddle covers its column, else -1; on the next step a new ball appears in the top
+    row at a uniformly random column. The episode terminates after ``balls`` drops (S * balls steps).
+    Given the frame and the action the next frame therefore has 3 (or, at a respawn, S) distinct
+    outcomes whose ball cell is far apart in pixel space: a prior that samples the latent tokens
+    independently can mix them into frames with no ball or several.
+    """
+
+    metadata = {"render_modes": ["rgb_array"]}
+    BALL, PADDLE = (255, 255, 255), (0, 255, 0)
+
+    def __init__(self, size: int = 10, paddle: int = 3, balls: int = 8, drift=(1 / 3, 1 / 3, 1 / 3),
+                 scale: int = 1):
+        if size < 4 or not 1 <= paddle < size or balls < 1 or scale < 1:
+            raise ValueError(f"need size >= 4, 1 <= paddle < size, balls >= 1 and scale >= 1, got {size}, "
+                             f"{paddle}, {balls}, {scale}")
+        drift = np.asarray(drift, np.float64)
+        if drift.shape != (3,) or np.any(drift < 0) or not np.isclose(drift.sum(), 1.0):
+            raise ValueError(f"drift must be 3 probabilities (left, straight, right) summing to 1, got {drift}")
+        self.size, self.paddle_w, self.balls, self.drift, self.scale = size, paddle, balls, drift, scale
+        self.action_space = gym.spaces.Discrete(3)
+        self.observation_space = gym.spaces.Box(0, 255, (3, size * scale, size * scale), np.uint8)
+        self.render_mode = "rgb_array"
+        self.np_random_ = np.random.default_rng(0)
+
+    def _obs(self):
+        img = np.zeros((3, self.size, self.size), np.uint8)
+        img[:, -1, self.pad:self.pad + self.paddle_w] = np.array(self.PADDLE, np.uint8)[:, None]
+        img[:, self.ball[0], self.ball[1]] = self.BALL
+        if self.scale > 1:
+            img = np.ascontiguousarray(img.repeat(self.scale, 1).repeat(self.scale, 2))
+        return img
+
+    def _spawn(self):
+        self.ball = (0, int(self.np_random_.integers(self.size)))
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.np_random_ = np.random.default_rng(int(seed))
+        self.pad = int(self.np_random_.integers(self.size - self.paddle_w + 1))
+        self.dropped = 0
+        self._spawn()
+        return self._obs(), {}
+
+    def step(self, action):
+        action = int(action)
+        if action not in (0, 1, 2):
+            raise ValueError(f"action must be 0 (stay), 1 (left) or 2 (right), got {action}")
+        self.pad = int(np.clip(self.pad + (0, -1, 1)[action], 0, self.size - self.paddle_w))
+        r, c = self.ball
+        reward, term = 0.0, False
+        if r == self.size - 1:  # the ball landed on the previous step: respawn
+            self._spawn()
+        else:
+            c = c + int(self.np_random_.choice(3, p=self.drift)) - 1
+            c = -c if c < 0 else (2 * (self.size - 1) - c if c > self.size - 1 else c)
+            self.ball = (r + 1, c)
+            if r + 1 == self.size - 1:
+                reward = 1.0 if self.pad <= c < self.pad + self.paddle_w else -1.0
+                self.dropped += 1
+                term = self.dropped >= self.balls
+        return self._obs(), reward, term, False, {}
+
+    def render(self):
+        return self._obs().transpose(1, 2, 0)
+
+
+def catch_frame_valid(frames: np.ndarray, paddle: int = 3, scale: int = 1) -> np.ndarray:
+    """Whether frames (..., 3, S, S) in [0, 1] (or uint8) look like BranchCatch frames: exactly one
+    ball-coloured cell (red, green and blue > 0.5) and paddle-coloured cells (green > 0.5, red < 0.5)
+    only in the bottom row, ``paddle - 1`` or ``paddle`` of them (the ball may cover one). Returns bool
+    (...). With ``scale`` > 1 each cell is the mean of its scale x scale block of pixels."""
+    f = np.asarray(frames, np.float64)
+    if f.max(initial=0) > 1.0:
+        f = f / 255.0
+    if scale > 1:
+        *lead, c, hh, ww = f.shape
+        f = f.reshape(*lead, c, hh // scale, scale, ww // scale, scale).mean((-3, -1))
+    red, green, blue = f[..., 0, :, :] > 0.5, f[..., 1, :, :] > 0.5, f[..., 2, :, :] > 0.5
+    ball = red & green & blue
+    pad = green & ~red
+    n_ball = ball.sum((-2, -1))
+    n_pad_bottom = pad[..., -1, :].sum(-1)
+    n_pad_else = pad[..., :-1, :].sum((-2, -1))
+    return (n_ball == 1) & (n_pad_else == 0) & (n_pad_bottom >= paddle - 1) & (n_pad_bottom <= paddle)
 
 
 class LifeLossInfo(gym.Wrapper):
@@ -205,9 +305,14 @@ def _no_shadows_reflections(physics, scene):
 def make_env(spec: str, cfg, seed: int | None = None) -> gym.Env:
     """Build the env named by ``spec`` (see the module docstring), wrapped in a time limit."""
     if ":" not in spec:
-        raise ValueError(f"env spec must look like 'minatar:breakout', 'atari:Pong' or 'dmc:walker-walk', got {spec!r}")
+        raise ValueError("env spec must look like 'branch:catch', 'minatar:breakout', 'atari:Pong' or "
+                         f"'dmc:walker-walk', got {spec!r}")
     kind, name = spec.split(":", 1)
-    if kind == "minatar":
+    if kind == "branch":
+        if name != "catch":
+            raise ValueError(f"unknown branch env {name!r}; the one available is 'branch:catch'")
+        env = BranchCatch(cfg.catch_size, cfg.catch_paddle, cfg.catch_balls, tuple(cfg.catch_drift), cfg.catch_scale)
+    elif kind == "minatar":
         env = MinAtarRGB(name, cfg.minatar_scale, cfg.minatar_sticky)
     elif kind == "atari":
         env = make_atari(name, cfg)
@@ -218,5 +323,5 @@ def make_env(spec: str, cfg, seed: int | None = None) -> gym.Env:
         env = DMCPixels(domain, task.replace("-", "_"), cfg.dmc_size, cfg.dmc_action_repeat, seed or 0,
                         cfg.dmc_shadows_reflections)
     else:
-        raise ValueError(f"unknown env kind {kind!r} in {spec!r} (minatar, atari, dmc)")
+        raise ValueError(f"unknown env kind {kind!r} in {spec!r} (branch, minatar, atari, dmc)")
     return gym.wrappers.TimeLimit(env, cfg.max_episode_steps)

@@ -89,22 +89,23 @@ class Encoder(nn.Module):
 
 class Decoder(nn.Module):
     """Flat latent (N, G*K) -> image (N, C, H, W), the mirror of :class:`Encoder` (STORM decodes from z
-    alone)."""
+    alone). Stem as STORM's: Linear -> reshape to (C, S, S) -> BatchNorm2d -> ReLU."""
 
     def __init__(self, latent_dim: int, out_channels: int, final_side: int, channels: tuple):
         super().__init__()
         chans = list(channels)[::-1]
         self.shape = (chans[0], final_side, final_side)
-        self.fc = nn.Sequential(nn.Linear(latent_dim, chans[0] * final_side ** 2, bias=False),
-                                nn.BatchNorm1d(chans[0] * final_side ** 2), nn.ReLU())
-        layers = []
+        # STORM's stem: linear, reshape to (C, S, S), then BatchNorm2d over the channels (statistics pooled
+        # over the spatial positions) and ReLU
+        self.fc = nn.Linear(latent_dim, chans[0] * final_side ** 2, bias=False)
+        layers = [nn.BatchNorm2d(chans[0]), nn.ReLU()]
         for c_in, c_out in zip(chans[:-1], chans[1:]):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
         layers += [nn.ConvTranspose2d(chans[-1], out_channels, 4, 2, 1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(self.fc(z).view(-1, *self.shape))
+        return self.net(self.fc(z).view(-1, *self.shape))  # (N, C, S, S) -> BatchNorm2d stem -> convs
 
 
 # --------------------------------------------------------------------------------------------------
@@ -177,13 +178,18 @@ class Block(nn.Module):
     ``norm_first=False`` is the post-norm layout of STORM's sequence model (LN(x + sublayer(x)));
     ``norm_first=True`` is the pre-norm layout (x + sublayer(LN(x))) used for the MaskGIT prior. The
     public GIT-STORM MaskGIT layer returns the feed-forward output without adding its input (the second
-    residual is missing); here it is present.
+    residual is missing); here it is present. ``activation`` of the feed-forward block: ``relu`` (STORM's
+    sequence model) or ``gelu`` (the GIT-STORM MaskGIT transformer).
     """
 
-    def __init__(self, d: int, heads: int, d_ff: int, dropout: float = 0.0, norm_first: bool = False):
+    def __init__(self, d: int, heads: int, d_ff: int, dropout: float = 0.0, norm_first: bool = False,
+                 activation: str = "relu"):
         super().__init__()
+        acts = {"relu": nn.ReLU, "gelu": nn.GELU}
+        if activation not in acts:
+            raise ValueError(f"unknown feed-forward activation {activation!r}; use 'relu' or 'gelu'")
         self.attn = SelfAttention(d, heads, dropout)
-        self.ff = nn.Sequential(nn.Linear(d, d_ff), nn.GELU(), nn.Linear(d_ff, d))
+        self.ff = nn.Sequential(nn.Linear(d, d_ff), acts[activation](), nn.Linear(d_ff, d))
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.drop = nn.Dropout(dropout)
         self.norm_first = norm_first
@@ -204,13 +210,18 @@ class CausalTransformer(nn.Module):
     ``forward(x, past, start)`` runs the causal stack on new tokens whose first absolute position is
     ``start``; with ``past`` (a list of per-layer (k, v) caches) it attends to the cached prefix and
     returns the extended caches: feeding a sequence one token at a time with the cache gives the same
-    hidden states as one full causal pass.
+    hidden states as one full causal pass. Feed-forward blocks ``ff_mult * d`` wide with ``activation``
+    (STORM: 2d, ReLU).
     """
 
-    def __init__(self, d: int, layers: int, heads: int, max_len: int, dropout: float = 0.0):
+    def __init__(self, d: int, layers: int, heads: int, max_len: int, dropout: float = 0.0,
+                 ff_mult: int = 2, activation: str = "relu"):
         super().__init__()
+        if ff_mult < 1:
+            raise ValueError(f"ff_mult must be >= 1, got {ff_mult}")
         self.pos = nn.Embedding(max_len, d)
-        self.blocks = nn.ModuleList([Block(d, heads, 4 * d, dropout, norm_first=False) for _ in range(layers)])
+        self.blocks = nn.ModuleList([Block(d, heads, ff_mult * d, dropout, norm_first=False, activation=activation)
+                                     for _ in range(layers)])
         self.ln = nn.LayerNorm(d)
         self.max_len = max_len
 

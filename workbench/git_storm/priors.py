@@ -7,7 +7,10 @@ Both implement :class:`Prior`:
 - ``train_logits(h, z_next, z_cur, generator, mask=None)`` -> (logits (..., G, K), mask (..., G) bool):
   the positions where the KL losses are taken (all of them for the MLP prior; the masked ones for
   MaskGIT);
-- ``sample(h, generator, temperature)`` -> one-hot (..., G, K).
+- ``sample(h, generator, temperature)`` -> one-hot (..., G, K) (temperature 0: greedy);
+- ``log_prob(h, idx, generator)`` -> (...): log-probability of the token ids idx (..., G) under the
+  prior's sampler (exact for the MLP prior; for MaskGIT exact for the draft-only decoder with one random
+  chunk order drawn from ``generator``, see :meth:`MaskGITPrior.log_prob`).
 
 :class:`MLPPrior` is STORM's dynamics head. :class:`MaskGITPrior` is GIT-STORM's: a bidirectional
 transformer over the G latent tokens, conditioned on h_t split into G chunks of D/G dims (each chunk
@@ -17,7 +20,14 @@ cos(pi/2 * u); losses count masked positions only. Sampling is draft-and-revise:
 the positions at random into ``draft_steps`` chunks and, chunk by chunk, masks and resamples them given
 the others; each of ``revise_rounds`` revise passes does the same with ``revise_steps`` chunks. With
 the public defaults (1, 1, 1) the revise pass redraws every token once more from the all-masked
-prediction.
+prediction, so every token is drawn independently given h_t, exactly as the MLP prior's are: the prior's
+point, a dependency-aware decode, needs ``draft_steps > 1`` (and ``revise_steps > 1`` if revising).
+
+Likelihood (:meth:`MaskGITPrior.log_prob`): the draft pass with S chunks in a fixed order c_1..c_S
+samples p(z) = prod_s prod_{i in c_s} p_theta(z_i | z_{c_<s}, h), a normalised distribution whose
+log-probability is computed exactly by S forward passes; with S = 1 it is the factorised one-shot
+prediction, with S = G an any-order autoregressive model. Averaging over random orders gives a lower
+bound (Jensen) on the log-likelihood of the random-order sampler; revise passes make it intractable.
 
 Differences from the public GIT-STORM code (Cmeo97/GIT-STORM), which this module fixes: its MaskGIT
 transformer layer drops the residual connection around the feed-forward block, and its attention takes
@@ -86,6 +96,9 @@ class Prior(nn.Module):
     def sample(self, h, generator=None, temperature: float = 1.0):  # pragma: no cover
         raise NotImplementedError
 
+    def log_prob(self, h, idx, generator=None):  # pragma: no cover
+        raise NotImplementedError
+
 
 def _sample_idx(logits: torch.Tensor, generator, temperature: float) -> torch.Tensor:
     """Categorical sample over the last axis; temperature 0 takes the argmax. (..., K) -> (...)."""
@@ -115,6 +128,10 @@ class MLPPrior(Prior):
         idx = _sample_idx(self.logits(h), generator, temperature)
         return F.one_hot(idx, self.classes).float()
 
+    def log_prob(self, h, idx, generator=None):
+        """h (..., D), token ids (..., G) -> sum over groups of log p(idx_g | h) (...)."""
+        return self.logits(h).gather(-1, idx.long()[..., None]).squeeze(-1).sum(-1)
+
 
 class MaskGITPrior(Prior):
     """GIT-STORM's MaskGIT prior (see the module docstring). Token id ``classes`` is [MASK]."""
@@ -129,6 +146,9 @@ class MaskGITPrior(Prior):
         if input_tokens not in ("next", "current"):
             raise ValueError(f"mg_input must be 'next' or 'current', got {input_tokens!r}")
         mask_ratio(torch.tensor(0.5), schedule)  # validates the name
+        if not (1 <= draft_steps <= groups and 1 <= revise_steps <= groups and revise_rounds >= 0):
+            raise ValueError(f"draft_steps and revise_steps must be in [1, groups={groups}] and revise_rounds "
+                             f">= 0, got {draft_steps}, {revise_steps}, {revise_rounds}")
         self.groups, self.classes, self.unimix = groups, classes, unimix
         self.schedule, self.input_tokens = schedule, input_tokens
         self.draft_steps, self.revise_steps, self.revise_rounds = draft_steps, revise_steps, revise_rounds
@@ -136,7 +156,7 @@ class MaskGITPrior(Prior):
         self.tok = nn.Embedding(classes + 1, embed)
         self.fc_in = nn.Linear(embed + d_model // groups, embed)
         self.pos = nn.Parameter(torch.randn(groups, embed) * 0.02)
-        self.blocks = nn.ModuleList([Block(embed, heads, d_ff, 0.0, norm_first=True) for _ in range(layers)])
+        self.blocks = nn.ModuleList([Block(embed, heads, d_ff, 0.0, norm_first=True, activation="gelu") for _ in range(layers)])
         self.ln = nn.LayerNorm(embed)
         self.head = nn.Linear(embed, classes)
 
@@ -187,6 +207,47 @@ class MaskGITPrior(Prior):
                 new = _sample_idx(self.step(idx, hf), generator, temperature)
                 idx = torch.where(sel, new, idx)
         return F.one_hot(idx, self.classes).float().view(*lead, self.groups, self.classes)
+
+    @torch.no_grad()
+    def log_prob(self, h, idx, generator=None, steps: int | None = None):
+        """Exact log-probability of token ids idx (..., G) under the draft pass with ``steps`` chunks
+        (default ``draft_steps``) in one random order drawn from ``generator`` (see the module
+        docstring): (...). Chunk s is scored given the tokens of chunks < s, the others masked."""
+        steps = self.draft_steps if steps is None else steps
+        hf, lead = self._flat(h)
+        tgt = idx.reshape(-1, self.groups).long()
+        n = hf.shape[0]
+        ids = random_chunks(n, self.groups, steps, generator, h.device)
+        total = torch.zeros(n, device=h.device)
+        for c in range(steps):
+            inp = torch.where(ids >= c, torch.full_like(tgt, self.mask_id), tgt)
+            lp = self.step(inp, hf).gather(-1, tgt[..., None]).squeeze(-1)  # (n, G)
+            total = total + (lp * (ids == c)).sum(-1)
+        return total.view(lead)
+
+
+class decoding:
+    """Context manager: temporarily change a MaskGIT prior's draft/revise settings (no-op for other
+    priors). ``with decoding(prior, draft_steps=4, revise_rounds=0): ...``"""
+
+    def __init__(self, prior, **settings):
+        bad = set(settings) - {"draft_steps", "revise_steps", "revise_rounds"}
+        if bad:
+            raise ValueError(f"unknown decoding settings {sorted(bad)}")
+        self.prior, self.settings, self.saved = prior, settings, {}
+
+    def __enter__(self):
+        if isinstance(self.prior, MaskGITPrior):
+            for k, v in self.settings.items():
+                if k != "revise_rounds" and not 1 <= v <= self.prior.groups:
+                    raise ValueError(f"{k} must be in [1, {self.prior.groups}], got {v}")
+                self.saved[k] = getattr(self.prior, k)
+                setattr(self.prior, k, v)
+        return self.prior
+
+    def __exit__(self, *exc):
+        for k, v in self.saved.items():
+            setattr(self.prior, k, v)
 
 
 def build_prior(kind: str, cfg) -> Prior:

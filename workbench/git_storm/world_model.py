@@ -117,7 +117,8 @@ class WorldModel(nn.Module):
         self.post_head = nn.Linear(self.encoder.out_dim, G * K)
         self.decoder = Decoder(G * K, C, self.encoder.final_side, tuple(cfg.enc_channels))
         self.mixer = StateMixer(G * K, action_dim, D, cfg.state_mixer, cfg.mixer_heads, cfg.mixer_attn_dim)
-        self.transformer = CausalTransformer(D, cfg.n_layers, cfg.n_heads, cfg.max_len, cfg.dropout)
+        self.transformer = CausalTransformer(D, cfg.n_layers, cfg.n_heads, cfg.max_len, cfg.dropout,
+                                             cfg.seq_ff_mult, cfg.seq_ff_activation)
         self.prior = build_prior(prior, cfg)
         self.reward_head = mlp(D, D, cfg.reward_bins, 2)
         self.term_head = mlp(D, D, 1, 2)
@@ -234,6 +235,20 @@ class WorldModel(nn.Module):
             if decode:
                 out["frames"] = self.decode(out["z"])
             return out
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def teacher_forced_states(self, obs, actions):
+        """Posterior log-probs of z_{1:} (B, T-1, G, K) and the sequence model's h_{:-1} (B, T-1, D) on
+        real sequences, posterior tokens taken as their argmax (the prior's conditioning at every step)."""
+        was_training = self.training
+        self.eval()
+        try:
+            post = self.posterior_logits(obs)
+            z = F.one_hot(post.argmax(-1), self.K).float()
+            h, _ = self.transformer(self.mixer(z.flatten(-2), self.action_input(actions)))
+            return post[:, 1:], h[:, :-1]
         finally:
             self.train(was_training)
 
