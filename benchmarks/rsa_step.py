@@ -6,7 +6,10 @@ On GPU with vLLM, prefix caching (``vllm:<model>?enable_prefix_caching=true``) f
 K candidates of overlapping aggregation sets and the shared problem header are reused across the N
 prompts of a step. Not measured here (CPU only).
 
-Run: ``python benchmarks/rsa_step.py [--backend default] [--max-tokens 32]``
+``structured=True`` decodes under the notebook's structured outputs (the default Config's task and
+reasoning form), as the notebook does for the embedded model.
+
+Run: ``python benchmarks/rsa_step.py [--backend default] [--max-tokens 32] [--structured]``
 """
 from __future__ import annotations
 
@@ -20,12 +23,17 @@ from workbench.rsa.core import draw_subsets
 from workbench.seeding import derive_seed
 
 
-def main(backend: str = "default", n: int = 8, k: int = 2, max_tokens: int = 32, seed: int = 0) -> list[dict]:
+def main(backend: str = "default", n: int = 8, k: int = 2, max_tokens: int = 32, seed: int = 0,
+         structured: bool = False) -> list[dict]:
+    from workbench.rsa.answers import answer_structure
+
     llm = load_llm(backend, cache="off")
-    task = make_task(Config(task="rg:chain_sum", n_problems=1))
+    cfg = Config(n_problems=1) if structured else Config(task="rg:chain_sum", n_problems=1)
+    task = make_task(cfg)
     p = task.problems[0]
     tmpl = load_templates()
-    sp = SamplingParams(temperature=0.7, max_tokens=max_tokens)
+    st = answer_structure(task, task.problems, cfg.max_reasoning_chars, cfg.answer_pattern, cfg.reasoning) if structured else None
+    sp = SamplingParams(temperature=0.7, max_tokens=max_tokens, structure=st)
     pop = generate_initial(llm, task, [p], n, sp, seed=seed, templates=tmpl, threshold=1.0)[0]
     sets = draw_subsets(seed, p.id, 2, n, k)
     prompts = [aggregate_prompt(tmpl, p.question, [pop[j]["text"] for j in s], task.format_hint, task.problem_kind) for s in sets]
@@ -58,5 +66,6 @@ if __name__ == "__main__":
     ap.add_argument("--backend", default="default")
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--structured", action="store_true", help="decode under the notebook's structured outputs")
     a = ap.parse_args()
-    main(a.backend, max_tokens=a.max_tokens, seed=a.seed)
+    main(a.backend, max_tokens=a.max_tokens, seed=a.seed, structured=a.structured)
