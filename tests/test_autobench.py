@@ -225,7 +225,8 @@ def test_template_echoes_fail_the_justification_check():
     s = ab.EpisodeState(0, "chemistry", o.names, 1, 3, [], 0)
     tmpl = ab.template_text(s)
     for echo in ("...", "", "…", "M3", "One short sentence", "one short sentence explaining your hypothesis "
-                 "from the history", "Justification", "row i, column j is 1"):
+                 "from the history", "Justification", "row i, column j is 1", "One short sentence explaining the point.",
+                 "The next molecule to intervene on is M1"):
         a = ab.Action(CHAIN, 0, echo)
         jc = ab.justification_check(o, a, [], tmpl)
         assert jc["echo"] and not jc["valid"], echo

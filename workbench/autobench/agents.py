@@ -162,7 +162,7 @@ class _Baseline:
                 raise ValueError("the algorithmic baselines support the social setting with hops=1 only")
             kn = Knowledge(s)
             i = int(self.choose(s, kn))
-            just = f"Hypothesis from the evidence ({kn.evidence_text(s.names, s.history)}). Next probe: {s.names[i]}."
+            just = f"Evidence so far: {kn.evidence_text(s.names, s.history)}. Next probe: {s.names[i]}."
             out.append(Action(kn.hypothesis(), i, just))
         return out
 

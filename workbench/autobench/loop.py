@@ -17,8 +17,8 @@ strict scoring, so this is a bound on what the fallback adds, not a replay. ``ac
 the loop on lenient reads instead (the environment then acts on them).
 
 Justification validity (reconstruction; the paper's judge is not public): a round's justification is
-valid when it is not a template echo (:func:`is_template_echo`: no words, or only words copied in order
-from the prompt's instructions, such as "..." or "one short sentence"), every past intervention it cites
+valid when it is not a template echo (:func:`is_template_echo`: no words, only words copied in order
+from the prompt's instructions, such as "..." or "one short sentence", or an opening copied from them), every past intervention it cites
 ("intervened on X", "intervening on X changed/showed ...", "intervention on X changed/showed ...") was
 performed in an earlier round, and the hypothesis it argues for agrees with every observation so far
 (its predicted change row for each performed intervention equals the observed one). Scored over the
@@ -84,20 +84,28 @@ def _cited_with_outcome(head: re.Pattern, text: str) -> list[str]:
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+ECHO_OPENING_WORDS = 3
+"""a justification whose first this-many words are copied in order from the instructions is an echo"""
+
+
 def is_template_echo(text: str, template: str = "") -> bool:
     """Whether a justification says nothing of its own: it has fewer than two words (``"..."``, ``""``,
-    ``"M3"``), or its words all appear, in order and contiguously, in ``template`` (the prompt without
-    its history: copied placeholder or instruction text such as "one short sentence").
+    ``"M3"``), its words all appear in order and contiguously in ``template`` (the prompt without its
+    history: copied placeholder or instruction text), or it opens with :data:`ECHO_OPENING_WORDS` words
+    copied that way ("One short sentence explaining the point.", "The next molecule to intervene on is
+    M1"). Reconstruction: the paper's judge is not public.
 
     >>> t = 'justification: one short sentence explaining your hypothesis from the history.'
-    >>> [is_template_echo(x, t) for x in ("...", "One short sentence", "M1 changed M2, so M1 -> M2.")]
-    [True, True, False]
+    >>> [is_template_echo(x, t) for x in ("...", "One short sentence", "one short sentence about M1",
+    ...                                   "M1 changed M2, so M1 -> M2.")]
+    [True, True, True, False]
     """
     words = _WORD.findall((text or "").lower())
     if len(words) < 2:
         return True
     tw = " " + " ".join(_WORD.findall((template or "").lower())) + " "
-    return f" {' '.join(words)} " in tw
+    return f" {' '.join(words)} " in tw or (len(words) >= ECHO_OPENING_WORDS
+                                            and f" {' '.join(words[:ECHO_OPENING_WORDS])} " in tw)
 
 
 def consistent_with_history(oracle: Oracle, hyp: np.ndarray, history: list[dict]) -> bool:
