@@ -10,7 +10,8 @@ def test_workbench_run_autobench_writes_results(tmp_path):
     from workbench.runs import run_notebook
 
     res = run_notebook("autobench", {"backend": "scripted", "sizes": "3,4", "graphs_per_size": 3,
-                                     "llm_sizes": "3", "structured": False}, tmp_path / "run", html=False)
+                                     "llm_sizes": "3", "llm_graphs_per_size": 2,
+                                     "structured": False}, tmp_path / "run", html=False)
     assert res.status == "ok", res.error
     data = json.loads((tmp_path / "run" / "results.json").read_text())
     s = data["metrics"]["summary"]
