@@ -226,8 +226,10 @@ def dmc_config(task: str = "walker-walk", **overrides) -> Config:
 
 
 def paper_model_config(**overrides) -> Config:
-    """The paper-size world model on 64x64 RGB frames (for benchmarks), other fields at defaults."""
+    """The paper-size world model on 64x64 RGB frames (for benchmarks) with GIT-STORM's public decoding
+    (draft 1 / revise 1 / 1 round) and STORM's linear prior head, other fields at defaults."""
     cfg = Config(enc_channels=(32, 64, 128, 256), groups=32, classes=32, d_model=512, n_layers=2,
                  n_heads=8, mlp_hidden=512, mlp_layers=0, mg_embed=128, mg_layers=4, mg_heads=8, mg_mlp=128,
-                 batch_size=16, batch_length=64, ac_hidden=512, imagine_batch_size=1024)
+                 draft_steps=1, revise_steps=1, revise_rounds=1, batch_size=16, batch_length=64, ac_hidden=512,
+                 imagine_batch_size=1024)
     return dataclasses.replace(cfg, **overrides)
