@@ -14,5 +14,7 @@ def test_workbench_run_causal_bfs_writes_results(tmp_path):
     data = json.loads((tmp_path / "run" / "results.json").read_text())
     s = data["metrics"]["summary"]
     assert data["notebook"] == "causal_bfs" and data["params"]["backend"] == "scripted"
-    assert s["asia"]["bfs"]["queries"] == 1  # empty scripted answers: no roots, so only the init query
+    # empty scripted answers: no roots, so only the init query, once per repeat; unparsed, not "none"
+    assert s["asia"]["bfs"]["queries"] == s["asia"]["bfs"]["repeats"] == data["params"]["repeats"]
+    assert s["asia"]["bfs"]["unparsed_share"] == 1.0 and s["asia"]["bfs"]["f1"] == 0.0
     assert s["scaling"]["sachs"]["bfs_queries"] == 12
