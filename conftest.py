@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+_EXPORTS: list[str] = []  # one line per checked notebook, printed at the end of the run
 _KERNEL_STARTUP = "__import__('workbench.export').export.setup_kernel()\n"
 
 
@@ -56,8 +57,10 @@ class NotebookExportItem(pytest.Item):
             shown = export.notebook_figure_count(nbformat.read(executed, as_version=4))
             drawn = export.html_figure_count(page.read_text())
             assert drawn == shown, f"{nb_id}: the HTML export draws {drawn} plotly figure(s), the notebook shows {shown}"
-            size = executed.stat().st_size + page.stat().st_size + _results_bytes(nb_id, self.started)
-        print(f"{nb_id}: {shown} figure(s) in the HTML; run folder about {size / 1e6:.2f} MB")
+            executed_size = executed.stat().st_size
+            size = executed_size + page.stat().st_size + _results_bytes(nb_id, self.started)
+        _EXPORTS.append(f"{nb_id}: {drawn} of {shown} plotly figure(s) drawn in the HTML export; run folder "
+                        f"about {size / 1e6:.2f} MB (executed notebook {executed_size / 1e6:.2f} MB)")
         assert size < export.RUN_FOLDER_BUDGET_BYTES, (
             f"{nb_id}: run folder {size / 1e6:.1f} MB > budget {export.RUN_FOLDER_BUDGET_BYTES / 1e6:.1f} MB")
 
@@ -110,3 +113,10 @@ def pytest_collection_modifyitems(session, config, items):
         out += cells
         out.append(NotebookExportItem.from_parent(parent, name="html export", cells=cells))
     items[:] = out
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _EXPORTS:
+        terminalreporter.section("notebook HTML exports")
+        for line in _EXPORTS:
+            terminalreporter.write_line(line)

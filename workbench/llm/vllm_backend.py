@@ -14,7 +14,7 @@ Structured outputs (``SamplingParams.structure``): passed as vLLM's
 ``SamplingParams(structured_outputs=StructuredOutputsParams(regex=|json=|choice=|grammar=))`` (vLLM
 >= 0.11; older releases: ``guided_decoding=GuidedDecodingParams(...)``, same field names), with the
 fields of :meth:`~workbench.llm.structure.Structure.vllm_fields`; the engine is built with
-``structured_outputs_config={"disable_any_whitespace": True}`` (and a JSON schema's request sets the
+``structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True}`` (a JSON schema's request sets the
 per-request field too, where vLLM has it), matching our own loop's compact JSON. vLLM picks its
 structured-output backend (xgrammar first, then llguidance). A completion that finished but does not
 satisfy the structure raises :class:`~workbench.llm.base.StructureUnsupportedError` (the engine
@@ -55,7 +55,9 @@ ENGINE_OPTIONS = {
 
 
 def compact_json_engine_kwargs(llm_cls) -> dict[str, Any]:
-    """``structured_outputs_config={"disable_any_whitespace": True}`` when the engine takes it.
+    """``structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True}`` when the
+    engine takes it (vLLM accepts the setting only with a named xgrammar or guidance backend; xgrammar
+    is also what our own decode loop uses).
 
     vLLM reads ``disable_any_whitespace`` from the engine's structured-outputs config (0.32: its
     xgrammar and guidance backends ignore the per-request field), so JSON without free whitespace,
@@ -68,7 +70,7 @@ def compact_json_engine_kwargs(llm_cls) -> dict[str, Any]:
         params = inspect.signature(llm_cls.__init__).parameters
     except (TypeError, ValueError):
         return {}
-    return {"structured_outputs_config": {"disable_any_whitespace": True}} if "structured_outputs_config" in params else {}
+    return {"structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True}} if "structured_outputs_config" in params else {}
 
 
 class VLLMBackend(Backend):
