@@ -248,7 +248,7 @@ def test_point_folders_are_unique():
 def test_sweep_json_is_written_as_points_finish(nbs, tmp_path, monkeypatch):
     calls = []
 
-    def point(nb_id, params, out, timeout):
+    def point(nb_id, params, out, timeout, mlflow="off"):
         calls.append(out)
         if len(calls) == 2:  # the sweep is killed during its second point
             raise KeyboardInterrupt
@@ -316,7 +316,7 @@ def test_ray_executor_updates_sweep_json_per_point(nbs, tmp_path, monkeypatch):
         get=lambda ref: ref.value)
     monkeypatch.setitem(sys.modules, "ray", fake)
 
-    def point(nb_id, params, out, timeout):
+    def point(nb_id, params, out, timeout, mlflow="off"):
         seen.append(json.loads((tmp_path / "sw" / "sweep.json").read_text()))
         return {"dir": out, "status": "ok", "error": None, "wall_time_s": 0.1}
 
