@@ -153,7 +153,7 @@ def test_run_end_to_end_on_dmc():
                  imagine_context=4, state_mixer="concat+attn", mixer_heads=1, dmc_shadows_reflections=False,
                  dataset_steps=120, wm_updates=3, eval_context=4, eval_horizon=5, eval_sequences=4,
                  agent_env_steps=60, warmup_steps=40, pretrain_wm_updates=2, train_wm_every=10,
-                 train_agent_every=10)
+                 train_agent_every=10, decode_scan=(1, 8), agent_prior="maskgit")
     res = run(cfg, progress=False)
     s = res["summary"]
     for p in ("mlp", "maskgit"):
