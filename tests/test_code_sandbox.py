@@ -173,13 +173,17 @@ def test_honest_runs_pass_beside_every_hostile_program():
 # ------------------------------------------------------------------------------------- memory
 @pytest.mark.skipif(_cgroup_parents() is None, reason="no writable cgroup with memory and pids controllers here")
 def test_memory_is_bounded_for_the_whole_run_not_per_process():
-    # 6 children of 60 MB each: every one is under the 128 MB per-process RLIMIT_AS, together far over it
-    code = ("import os, time\nkids = []\nfor i in range(6):\n    r, w = os.pipe()\n    pid = os.fork()\n"
-            "    if pid == 0:\n        os.close(r)\n        try:\n            b = bytearray(60 * 2**20)\n"
+    # 6 children of 60 MB each: every one is under the 128 MB per-process RLIMIT_AS, together far over it.
+    # Each child holds its memory until the parent has heard from all of them (the release pipe closes),
+    # so "held" counts children holding 60 MB at the same time, however slowly a loaded machine forks.
+    code = ("import os\nrel_r, rel_w = os.pipe()\nkids = []\nfor i in range(6):\n    r, w = os.pipe()\n"
+            "    pid = os.fork()\n"
+            "    if pid == 0:\n        os.close(r)\n        os.close(rel_w)\n        try:\n"
+            "            b = bytearray(60 * 2**20)\n"
             "            for j in range(0, len(b), 4096):\n                b[j] = 1\n            os.write(w, b'1')\n"
-            "        except MemoryError:\n            pass\n        time.sleep(0.5)\n        os._exit(0)\n"
+            "        except MemoryError:\n            pass\n        os.read(rel_r, 1)\n        os._exit(0)\n"
             "    os.close(w)\n    kids.append((pid, r))\n"
-            "held = sum(os.read(r, 1) == b'1' for _, r in kids)\nprint(held, flush=True)\n"
+            "held = sum(os.read(r, 1) == b'1' for _, r in kids)\nprint(held, flush=True)\nos.close(rel_w)\n"
             "for pid, _ in kids:\n    os.waitpid(pid, 0)\nraise SystemExit(0 if held == 6 else 1)\n")
     r = run_programs([(code, "")], SandboxLimits(**{**LIM.__dict__, "timeout_s": 15.0}))[0]  # OOM kills are slow
     held = int(r.stdout.split()[0]) if r.stdout.strip() else 0
