@@ -160,3 +160,18 @@ def test_run_end_to_end_on_dmc():
         assert len(res["comparison"]["priors"][p]["video"]["mse_per_step"]) == 5
         assert 0 <= s[p]["token_accuracy"] <= 1 and s[p]["token_perplexity"] >= 1
     assert s["agent"]["updates"] == 2
+
+
+def test_rendering_then_an_optimizer_in_a_fresh_process_does_not_crash():
+    # a DMC frame rendered (GL loaded) before torch first imports triton (inside Adam) segfaulted the
+    # process; a fresh interpreter is needed because this session may have imported triton already
+    import subprocess
+    import sys
+
+    code = ("import os\nos.environ.setdefault('MUJOCO_GL', 'egl')\n"
+            "from workbench.git_storm import Config, make_env\n"
+            "env = make_env('dmc:cartpole-swingup', Config(dmc_shadows_reflections=False), seed=0)\n"
+            "obs, _ = env.reset(seed=0)\nassert obs.shape == (3, 64, 64)\n"
+            "import torch\ntorch.optim.Adam([torch.nn.Parameter(torch.zeros(2))])\nprint('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), (r.returncode, r.stderr[-2000:])

@@ -241,6 +241,7 @@ class DMCPixels(gym.Env):
     def __init__(self, domain: str, task: str, size: int = 64, action_repeat: int = 2, seed: int = 0,
                  shadows_reflections: bool = True):
         os.environ.setdefault("MUJOCO_GL", "egl")
+        _load_triton_before_gl()
         try:
             from dm_control import suite
         except ImportError as e:
@@ -293,6 +294,19 @@ class DMCPixels(gym.Env):
 
     def render(self):
         return self._frame().transpose(1, 2, 0)
+
+
+def _load_triton_before_gl() -> None:
+    """Load triton's native library (pulled in by xgrammar) before the GL stack, if it is installed.
+
+    Measured here (triton 3.9, mujoco 3.17, Mesa EGL): once a DMC env has rendered a frame, the first
+    ``import triton`` (which torch does lazily, e.g. inside ``torch.optim.Adam(...)``) kills the process
+    with a segmentation fault: both libraries bring their own LLVM. Loading triton first avoids it
+    (``tests/test_git_storm_dmc.py`` runs a DMC env and then builds an optimizer in a fresh process)."""
+    try:
+        import triton._C.libtriton  # noqa: F401
+    except Exception:  # not installed (or unusable): nothing to order
+        pass
 
 
 def _no_shadows_reflections(physics, scene):
