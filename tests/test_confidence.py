@@ -30,13 +30,16 @@ def test_parse_confidence(text, want):
 
 def test_aggregate_hand_computed():
     r = policies.aggregate(["up", "down", "up", "up", None], [0.9, 0.8, 0.2, None, 0.5], "consistency")
-    assert (r["answer"], r["conf"], r["n_used"], r["n_dropped"]) == ("up", 0.75, 4, 1)
+    # every sample counts: 3 "up" of 5 samples (the unreadable one is a vote for no answer)
+    assert (r["answer"], r["conf"], r["n_samples"], r["n_unreadable"]) == ("up", 0.6, 5, 1)
     r = policies.aggregate(["up", "down", "up", "up", None], [0.9, 0.8, 0.2, None, 0.5], "avg_conf")
-    # valid: up .9, down .8, up .2 -> up 1.1/1.9, down .8/1.9 ; the None-conf sample is dropped
-    assert r["answer"] == "up" and r["conf"] == pytest.approx(1.1 / 1.9) and r["n_dropped"] == 2
+    # weights: .9, .8, .2, (mean of the readable .6), .5 -> total 3.0; up = .9 + .2 + .6
+    assert r["answer"] == "up" and r["conf"] == pytest.approx(1.7 / 3.0) and r["n_unreadable"] == 1
     assert policies.aggregate([None], [0.5])["answer"] is None
     with pytest.raises(ValueError, match="aggregation"):
         policies.aggregate(["a"], [0.5], "mean")
+    with pytest.raises(ValueError, match="one confidence per answer"):
+        policies.aggregate(["a", "b"], [0.5])
 
 
 def test_parse_answer_and_skill():
@@ -150,36 +153,43 @@ def test_minedojo_unavailable_names_what_is_missing():
 
 
 def test_policies_send_the_prompts_they_claim():
-    cfg = Config(backend="scripted", tasks=("find_tree",), max_steps=1, k_samples=3,
+    cfg = Config(backend="scripted", tasks=("find_tree",), max_steps=1, k_samples=3, worlds_per_task=1,
+                 elicitation=policies.ELICITATION,
                  execution=("action_sampling", "scenario_reinterpretation", "hypothetical"))
     llm = load_llm("scripted", responses={"Skills:": "Answer: explore\nConfidence: 50%",
                                           None: "Answer: yes\nConfidence: 70%"}, cache="off")
     run(cfg, llm=llm, progress=False)
-    perception, action = llm.calls  # one batched call per stage
+    # one batched call per stage and distinct sampling parameters (token budget, structure)
+    calls = [p for call in llm.calls for p in call]
+    perception = [p for p in calls if "Skills:" not in p]
+    action = [p for p in calls if "Skills:" in p]
     # 5 elicitation alone + vanilla x 3 execution policies; reinterpretation adds k-1 perception prompts
     assert len(perception) == 8 + 2 and len(action) == 8 + 2 + 2
-    assert "Reflect".lower() in perception[1].lower() and "previous step" in perception[1].lower()
-    assert "step by step" in perception[2] and "devise a short plan" in perception[3]
-    assert "2 best guesses" in perception[4] and "G1:" in perception[4]
-    assert "Confidence: <0-100>%" in perception[0]
-    cues = [p.split("\n")[0] for p in perception[6:9]]
+    assert sum("previous step" in p.lower() and "reflect" in p.lower() for p in perception) == 1
+    assert sum("Think step by step" in p for p in perception) == 1 and sum("devise a short plan" in p for p in perception) == 1
+    assert sum("2 best guesses" in p and "G1:" in p for p in perception) == 1
+    assert all("Confidence: <0-100>%" in p for p in perception if "G1:" not in p)
+    cues = [p.split("\n")[0] for p in perception if p.split("\n")[0] in policies.FOCUS_CUES]
     assert cues == list(policies.FOCUS_CUES[:3])
     # action sampling: three identical action prompts; hypothetical: three counterfactual openings
-    assert action[5] == action[6] == action[7]
-    assert [p.split("\n")[0] for p in action[9:12]] == list(policies.HYPOTHETICALS[:3])
+    assert max(action.count(p) for p in action) == 5  # vanilla, its 3 action samples, vanilla+reinterpretation
+    assert [p.split("\n")[0] for p in action if p.split("\n")[0] in policies.HYPOTHETICALS] == \
+        list(policies.HYPOTHETICALS[:3])
 
 
 def test_scripted_run_metrics_and_unparsable_counts():
     cfg = Config(backend="scripted", tasks=("find_tree",), max_steps=2, elicitation=("vanilla", "cot"),
-                 execution=())
+                 execution=(), question_kinds=("near",), worlds_per_task=1)
     llm = load_llm("scripted", responses={"Skills:": "Answer: move toward tree\nConfidence: 80%",
                                           "step by step": "I do not know.", None: "Answer: no\nConfidence: 30%"},
                    cache="off")
     r = run(cfg, llm=llm, progress=False)
-    assert r["combos"] == ["vanilla", "cot"]
+    assert r["combos"] == ["vanilla", "cot"] and r["structured"] is False  # auto: off for scripted
     cot = r["table"]["cot"]["perception"]
-    assert cot["n_conf_unparsed"] == cot["n"] and cot["n_answer_unparsed"] == cot["n"]
+    assert cot["unparsed"] == 1.0 and cot["n_cal"] == 0 and cot["answer_unreadable"] == 1.0
+    assert cot["accuracy"] == 0.0  # unreadable is not correct, and not "no" either
     van = r["table"]["vanilla"]
+    assert van["perception"]["strict"] == 1.0 and van["perception"]["truncated"] == 0.0
     steps = [s for ep in r["episodes"] if ep["combo"] == "vanilla" for s in ep["steps"]]
     acc = np.mean([s["truth"] == ["no"] for s in steps])
     assert van["perception"]["accuracy"] == pytest.approx(acc)
@@ -189,7 +199,8 @@ def test_scripted_run_metrics_and_unparsable_counts():
 
 
 def test_replay_from_saved_trace(tmp_path):
-    cfg = Config(backend="scripted", tasks=("find_water",), max_steps=3, elicitation=("vanilla",), execution=())
+    cfg = Config(backend="scripted", tasks=("find_water",), max_steps=3, elicitation=("vanilla",), execution=(),
+                 worlds_per_task=1)
     llm = load_llm("scripted", responses={"Skills:": "Answer: explore\nConfidence: 50%",
                                           None: "Answer: 2\nConfidence: 40%"}, cache="off")
     r = run(cfg, llm=llm, progress=False)
@@ -216,10 +227,14 @@ def test_config_errors():
 
 @pytest.mark.model
 def test_embedded_model_one_step():
-    """The embedded model through the whole loop: every graded step is either parsed or counted."""
-    cfg = Config(tasks=("find_tree",), max_steps=1, elicitation=("vanilla",), execution=())
+    """The embedded model through the whole loop, structured by default: every completion is read by the
+    strict rule (the constraint), within its token budget."""
+    cfg = Config(tasks=("find_tree",), max_steps=1, elicitation=("vanilla", "cot"), execution=(),
+                 worlds_per_task=1)
     r = run(cfg, progress=False)
-    for stage in ("perception", "action"):
-        m = r["table"]["vanilla"][stage]
-        assert m["n"] == 1 and 0 <= m["n_conf_unparsed"] <= 1
+    assert r["structured"] is True
+    for name in ("vanilla", "cot"):
+        for stage in ("perception", "action"):
+            m = r["table"][name][stage]
+            assert m["n"] == 1 and m["strict"] + m["truncated"] == 1.0 and m["n_cal"] == 1 - m["truncated"]
     assert r["tokens"]["completion"] is not None

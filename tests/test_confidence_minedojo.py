@@ -159,7 +159,7 @@ def _cfg(**kw):
     base = dict(backend="scripted", environment="minedojo", tasks=("harvest_log", "find_tree"), max_steps=3,
                 elicitation=("vanilla", "cot"), execution=("action_sampling",), k_samples=2,
                 minedojo_image_size=SIZE, minedojo_voxel_radius=RADIUS, question_kinds=("direction", "count"),
-                minedojo_question_targets=("log", "water", "sand"))
+                minedojo_question_targets=("log", "water", "sand"), worlds_per_task=1)
     base.update(kw)
     return Config(**base)
 
@@ -351,4 +351,4 @@ def test_bad_environment_and_tasks():
         Config(minedojo_image_size=(0, 10)).validate()
     assert len(get_tasks("all", "minedojo")) == 10
     # the default task ids exist in both suites, so the notebook's defaults run on either
-    assert [t.target for t in get_tasks(Config().tasks, "minedojo")] == ["log", "water"]
+    assert [t.target for t in get_tasks(Config().tasks, "minedojo")] == ["log", "water", "stone", "sand"]

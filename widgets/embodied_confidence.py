@@ -9,7 +9,7 @@ import html
 import pandas as pd
 import plotly.graph_objects as go
 
-__all__ = ["PAPER_TABLE1", "results_table", "reliability_figure", "timeline_figure", "step_html",
+__all__ = ["PAPER_TABLE1", "results_table", "effects_table", "reliability_figure", "timeline_figure", "step_html",
            "trace_viewer"]
 
 # arXiv 2503.10628 Table 1 (from the authors' project-site data, PAPERS.md): Vanilla/Self-Int/CoT/P&S/Top-K
@@ -22,14 +22,25 @@ _PAPER_ORDER = ["vanilla", "self_intervention", "cot", "plan_solve", "top_k"]
 
 
 def results_table(results: dict, stage: str = "perception", paper_model: str | None = "GPT-4V") -> pd.DataFrame:
-    """One row per policy combination: accuracy, ECE, Brier, AUROC, PR-P, PR-N, n, unparsed counts,
-    task success, and (for the five elicitation policies) the paper's numbers for ``paper_model``."""
+    """One row per policy combination. Units: ``steps`` is a count of graded steps; every other column
+    is a share (0-1) or a metric. Parse shares are of completions (an execution policy sends K per step):
+    strict (the asked format), lenient only (only the lenient reader found an answer and a confidence),
+    unparsed, truncated (``finish_reason == "length"``). Accuracy, ECE, AUROC, PR-P, PR-N use the strict
+    reads (an unreadable answer is not correct; an unreadable confidence leaves the step out of the
+    calibration metrics, see ``calibrated``, a share of steps); the lenient ECE / AUROC sit beside,
+    labelled. Then task success and, for the five elicitation policies, the paper's numbers for
+    ``paper_model``."""
     rows = []
     for name in results["combos"]:
         m = results["table"][name][stage]
-        row = {"policy": name, "n": m["n"], "accuracy": m["accuracy"], "mean_conf": m["mean_conf"],
-               "ECE": m["ece"], "Brier": m["brier"], "AUROC": m["auroc"], "PR-P": m["pr_p"], "PR-N": m["pr_n"],
-               "conf unparsed": m["n_conf_unparsed"], "answer unparsed": m["n_answer_unparsed"],
+        n = m["n"]
+        row = {"policy": name, "steps": n, "parsed strict": m["strict"], "lenient only": m["lenient_only"],
+               "unparsed": m["unparsed"], "truncated": m["truncated"], "accuracy": m["accuracy"],
+               "answer unreadable": m["answer_unreadable"],
+               "calibrated": m["n_cal"] / n if n else float("nan"), "mean_conf": m["mean_conf"],
+               "ECE": m["ece"], "ECE se": m["ece_se"], "AUROC": m["auroc"], "AUROC se": m["auroc_se"],
+               "Brier": m["brier"], "PR-P": m["pr_p"], "PR-N": m["pr_n"],
+               "ECE (lenient)": m["ece_lenient"], "AUROC (lenient)": m["auroc_lenient"],
                "task success": results["table"][name]["task_success"]}
         if paper_model and name in _PAPER_ORDER:
             i = _PAPER_ORDER.index(name)
@@ -37,6 +48,17 @@ def results_table(results: dict, stage: str = "perception", paper_model: str | N
                 row[f"paper {k.upper().replace('_', '-')}"] = v[i]
         rows.append(row)
     return pd.DataFrame(rows).set_index("policy")
+
+
+def effects_table(results: dict) -> pd.DataFrame:
+    """The paper's comparisons on this run: each policy combination minus Vanilla, AUROC and ECE per
+    stage, with standard errors (bootstrap over graded steps, the two cells independent)."""
+    rows = []
+    for comp, d in results.get("effects", {}).items():
+        for stage, m in d.items():
+            rows.append({"comparison": comp, "stage": stage, "AUROC diff": m["auroc"], "AUROC diff se": m["auroc_se"],
+                         "ECE diff": m["ece"], "ECE diff se": m["ece_se"]})
+    return pd.DataFrame(rows)
 
 
 def reliability_figure(results: dict, stage: str = "perception") -> go.Figure:
@@ -76,6 +98,15 @@ def _fmt(v) -> str:
     return "unparsed" if v is None else f"{v:.2f}" if isinstance(v, float) else html.escape(str(v))
 
 
+def _parse_note(d: dict) -> str:
+    """How the samples of a stage were read (strict / lenient / unparsed, truncated ones marked)."""
+    parse = d.get("parse")
+    if not parse:
+        return ""
+    marks = [p + (" (truncated)" if f == "length" else "") for p, f in zip(parse, d.get("finish", [""] * len(parse)))]
+    return f" <small>[read: {', '.join(marks)}]</small>"
+
+
 def step_html(episode: dict, step: int) -> str:
     """HTML for one step: frame, scene text, what the model saw (text, or text + image), question + truth,
     answers, confidences, outcomes."""
@@ -93,9 +124,10 @@ def step_html(episode: dict, step: int) -> str:
             f"step {s['step']} &middot; task success so far: {s['task_success']} &middot; model saw: {seen}<br>"
             f"<b>Perception</b>: {html.escape(s['question'])} truth={s['truth']} &rarr; answer "
             f"<b>{_fmt(p['answer'])}</b>, confidence <b>{_fmt(p['conf'])}</b>, "
-            f"{'correct' if p['correct'] else 'wrong'}<br>"
+            f"{'correct' if p['correct'] else 'wrong'}{_parse_note(p)}<br>"
             f"<b>Action</b>: skill <b>{_fmt(a['skill'])}</b> (ran {a['skill_run']}), confidence "
-            f"<b>{_fmt(a['conf'])}</b>, {'succeeded' if a['success'] else 'failed'}; primitives {s['primitives']}"
+            f"<b>{_fmt(a['conf'])}</b>, {'progress' if a['success'] else 'no progress'} (decided by the "
+            f"environment){_parse_note(a)}; primitives {s['primitives']}"
             f"<details><summary>model output</summary><small>perception: {raw_p}<br>action: {raw_a}</small>"
             f"</details>")
 

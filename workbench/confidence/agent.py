@@ -5,16 +5,27 @@ Each agent step, for every episode (task x elicitation x execution policy), in l
 1. perception stage: a question about the scene (``tasks.make_question``), graded against Crafter's
    semantic map; the model answers and states a confidence;
 2. action stage: the model picks one skill from the menu and states its confidence that the skill
-   will succeed; the skill runs in the environment, which decides success (below).
-All prompts of a stage and step go to the model in one batched ``generate`` call.
+   brings it closer to its goal; the skill runs in the environment, which alone decides success:
+   ``tasks.task_progress`` (``action_outcome="progress"``: the task is done, or the nearest task target
+   got closer, or the target item count rose) or the task completed (``action_outcome="task"``). What the
+   skill itself aimed at never counts: walking toward a tree is no success on find_water.
+All prompts of a stage and step that share sampling parameters (token budget, structure) go to the model
+in one batched ``generate`` call.
+
+Reading completions: with structured outputs (``Config.structured``, on for real backends by default) each
+completion is constrained to ``[reasoning line]`` + ``Answer: <option>`` + ``Confidence: <0-100>%`` (the
+options: the skill menu, yes/no, the five directions, a count); ``policies.read_strict`` reads only that,
+``read_lenient`` reads free text after removing what was copied from the prompt. Each sample is classed
+strict / lenient / unparsed, with its ``finish_reason``; headline metrics use the strict reads, and an
+unreadable answer is its own category (not correct, never an option); the executed skill is the strict
+choice, ``noop`` when unreadable.
 
 Reconstructions (the paper's agent is not public): the scene text is an ASCII map of Crafter's 9x7
 local view with a legend (``scene_format="grid"``) or a list of visible things with offsets
-(``"list"``); skills are ``move toward X`` (up to ``skill_moves`` primitive moves, success = the nearest
-X got closer or is adjacent and faced), ``interact`` (Crafter's ``do``; success = inventory,
-achievements or the faced cell changed), ``place X`` / ``make X`` (success = the item was placed / made),
-``explore`` (``skill_moves`` moves in a seeded random direction; success = the player moved) and
-``noop`` (success = False: it changes nothing). An unparsable skill choice runs ``noop`` and is counted.
+(``"list"``); skills are ``move toward X`` (up to ``skill_moves`` primitive moves), ``interact``
+(Crafter's ``do``), ``place X`` / ``make X``, ``explore`` (``skill_moves`` moves in a seeded random
+direction) and ``noop``. Whether the skill did what it aimed at is kept in the trace (``skill_effect``)
+for inspection only.
 
 Image observations (``observation="text+image"``, for vision backends): every perception and action
 prompt becomes one user message holding the current frame as an image part (``workbench.llm.image_part``,
@@ -50,9 +61,10 @@ from ..seeding import derive_seed, make_rng
 from .config import Config
 from .envs import (MineDojoUnavailable, Observation, frame_png_b64, make_env, minedojo_missing,
                    prompt_frame)
-from .policies import (EXECUTION_STAGE, aggregate, elicit_prompt, execution_variants, parse_confidence,
-                       parse_top_k)
-from .tasks import Task, get_tasks, grade_answer, make_question, nearest, parse_answer, task_success
+from .policies import (EXECUTION_STAGE, REASONING_POLICIES, aggregate, elicit_prompt, execution_variants,
+                       parse_confidence, parse_top_k, read_strict, stage_structure, strip_echo)
+from .tasks import (ANSWER_OPTIONS, Task, get_tasks, grade_answer, make_question, nearest, parse_answer,
+                    task_progress, task_success)
 
 __all__ = ["render_scene", "SKILLS", "MINEDOJO_SKILLS", "ENV_SKILLS", "parse_skill", "run_skill", "run", "replay", "combos", "with_image",
            "IMAGE_NOTE"]
@@ -110,22 +122,36 @@ def render_scene(obs: Observation, fmt: str = "grid") -> str:
     raise ValueError(f"scene_format must be 'grid' or 'list', got {fmt!r}")
 
 
+def _skill_hits(chunk: str, norm: dict) -> set:
+    """Skills named in ``chunk``; a name inside a longer named one (same place) is not counted."""
+    spans = []
+    for s, v in norm.items():
+        for m in re.finditer(re.escape(v), chunk):
+            spans.append((m.start(), m.end(), s))
+    return {s for a, b, s in spans if not any(a2 <= a and b <= b2 and (a2, b2) != (a, b) for a2, b2, _ in spans)}
+
+
 def parse_skill(text: str, skills=SKILLS) -> str | None:
-    """The skill of ``skills`` (the environment's menu) named in a completion: the 'Answer:' field, then the
-    first skill name in the text, then a bare menu number. None if none is found.
+    """The skill of ``skills`` (the environment's menu) named in a completion, leniently: the 'Answer:'
+    field, then the whole text, each only if it names exactly one skill (a copied menu, or "move toward
+    tree, not explore", names several: no answer); a bare menu number only in the 'Answer:' field.
+    None if none is found. Copied prompt lines should be removed first (``policies.strip_echo``).
 
     >>> parse_skill("I will go.\\nAnswer: Move toward tree\\nConfidence: 80%"), parse_skill("answer: 11")
     ('move toward tree', 'interact')
+    >>> parse_skill("1. move toward tree\\n2. move toward water\\n3. explore") is None
+    True
     """
-    low = text.lower().replace("_", " ")
+    low = (text or "").lower().replace("_", " ")
     m = re.search(r"answer\s*[:=]\s*([^\n]*)", low)
-    chunks = ([m.group(1)] if m else []) + [low]
     norm = {s: s.replace("_", " ") for s in skills}
-    for chunk in chunks:
-        hits = [(chunk.find(v), -len(v), s) for s, v in norm.items() if v in chunk]
+    for chunk, numbered in (([(m.group(1), True)] if m else []) + [(low, False)]):
+        hits = _skill_hits(chunk, norm)
+        if len(hits) == 1:
+            return hits.pop()
         if hits:
-            return min(hits)[2]
-        num = re.match(r"\s*(\d+)\b", chunk)
+            return None  # several skills named: ambiguous, not an answer
+        num = re.match(r"\s*(\d+)\b", chunk) if numbered else None
         # a menu number; a run of digits too long for int() (4300-digit limit) is no menu number
         digits = num.group(1).lstrip("0") or "0" if num else ""
         if num and len(digits) <= 18 and 1 <= int(digits) <= len(skills):
@@ -230,17 +256,27 @@ def combos(cfg: Config) -> list[tuple[str, str]]:
     return out
 
 
-def world_seed(seed: int, task_id: str) -> int:
-    """The Crafter world seed of a task (the same world for every policy combination)."""
-    return derive_seed(seed, "world", task_id) % (2 ** 31 - 1)
+def world_seed(seed: int, task_id: str, world: int = 0) -> int:
+    """The seed of a task's ``world``-th world (the same world for every policy combination)."""
+    if world == 0:
+        return derive_seed(seed, "world", task_id) % (2 ** 31 - 1)
+    return derive_seed(seed, "world", task_id, world) % (2 ** 31 - 1)
 
 
 def _combo_name(e: str, x: str) -> str:
     return e if x == "none" else f"{e}+{x}"
 
 
-def _read(policy: str, stage: str, kind: str, text: str, skills=SKILLS) -> tuple[str | None, float | None]:
-    """(answer, confidence) from one completion; top_k reads its first guess."""
+def _options(stage: str, kind: str, skills) -> tuple | str:
+    return tuple(skills) if stage == "action" else ANSWER_OPTIONS[kind]
+
+
+def read_lenient(policy: str, stage: str, kind: str, text: str, prompt: str = "", skills=SKILLS
+                 ) -> tuple[str | None, float | None]:
+    """(answer, confidence) by the lenient rule: what the completion copied from ``prompt`` (menu lines,
+    templates, placeholders) is removed first, then the free-text parsers read it; top_k reads its first
+    guess."""
+    text = strip_echo(text, prompt)
     parse = (lambda t: parse_skill(t, skills)) if stage == "action" else (lambda t: parse_answer(kind, t))
     if policy == "top_k":
         guesses = parse_top_k(text)
@@ -251,9 +287,22 @@ def _read(policy: str, stage: str, kind: str, text: str, skills=SKILLS) -> tuple
     return parse(text), parse_confidence(text)
 
 
+def _read(policy: str, stage: str, kind: str, text: str, skills=SKILLS, prompt: str = "", top_k: int = 2) -> dict:
+    """Both reads of one completion: strict (the asked format, ``policies.read_strict``) and lenient, and
+    which class it falls in: strict, lenient (only the lenient rule read an answer and a confidence) or
+    unparsed."""
+    a_s, c_s = read_strict(text, _options(stage, kind, skills), top_k if policy == "top_k" else None)
+    a_l, c_l = read_lenient(policy, stage, kind, text, prompt, skills)
+    if a_s is not None:  # the strict format is also what a lenient reader takes
+        a_l, c_l = a_s, c_s
+    parse = "strict" if a_s is not None else "lenient" if (a_l is not None and c_l is not None) else "unparsed"
+    return {"answer": a_s, "conf": c_s, "answer_lenient": a_l, "conf_lenient": c_l, "parse": parse}
+
+
 class _Episode:
-    def __init__(self, task: Task, elic: str, execp: str, world_seed: int, env):
+    def __init__(self, task: Task, elic: str, execp: str, world_seed: int, env, world: int = 0):
         self.task, self.elic, self.exec = task, elic, execp
+        self.world = world  # which of the task's worlds (0 .. worlds_per_task - 1)
         self.name = _combo_name(elic, execp)
         self.world_seed = world_seed
         self.env = env  # the task's freshly reset world (a Crafter clone): every combo starts in the same state
@@ -265,41 +314,60 @@ class _Episode:
         self.reflection = ""
 
 
-def _stage(llm, params, eps, cfg, step, stage, build, images=None, note=IMAGE_NOTE) -> dict:
+_PLURAL = {"answer": "answers", "conf": "confs", "answer_lenient": "answers_lenient", "conf_lenient": "confs_lenient"}
+
+
+def _stage(llm, params_for, eps, cfg, step, stage, build, images=None, note=IMAGE_NOTE) -> dict:
     """One batched call for a stage: ``build(ep)`` -> (base prompt, kind); returns per-episode reads.
-    ``images`` (``id(ep)`` -> image part) attaches each episode's current frame to all its prompts."""
-    prompts, owner, seeds = [], [], []
+    ``params_for(ep, kind)`` gives each episode's SamplingParams (its structure). ``images`` (``id(ep)`` ->
+    image part) attaches each episode's current frame to all its prompts."""
+    from ..llm import prompt_text
+
+    prompts, owner, seeds, params = [], [], [], []
     for i, ep in enumerate(eps):
-        base, _ = build(ep)
+        base, kind = build(ep)
         xp = ep.exec if EXECUTION_STAGE.get(ep.exec) == stage else "none"
         for j, p in enumerate(execution_variants(xp, base, cfg.k_samples)):
             prompts.append(p if images is None else with_image(p, images[id(ep)], note))
             owner.append(i)
-            seeds.append(derive_seed(cfg.seed, ep.task.id, ep.name, step, stage, j))
-    comps = llm.generate(prompts, params, seeds=seeds)
+            seeds.append(derive_seed(cfg.seed, ep.task.id, ep.world, ep.name, step, stage, j))
+            params.append(params_for(ep, kind))
+    comps = []
+    for pr in dict.fromkeys(params):  # one generate call per distinct structure, in prompt order
+        idx = [n for n, q in enumerate(params) if q == pr]
+        for c in llm.generate([prompts[n] for n in idx], pr, seeds=[seeds[n] for n in idx]):
+            comps.append((idx[c.index], c))
+    comps.sort(key=lambda t: t[0])
     out: dict[int, dict] = {}
-    for c in comps:
-        i = owner[c.index]
+    skills = ENV_SKILLS[cfg.environment]
+    for n, c in comps:
+        i = owner[n]
         ep = eps[i]
         kind = build(ep)[1]
-        ans, conf = _read(ep.elic, stage, kind, c.text, ENV_SKILLS[cfg.environment])
-        d = out.setdefault(i, {"prompt": prompts[c.index], "texts": [], "answers": [], "confs": []})
+        r = _read(ep.elic, stage, kind, c.text, skills, prompt_text(prompts[n]), cfg.top_k)
+        d = out.setdefault(i, {"prompt": prompts[n], "texts": [], "finish": [], "parse": [], "answers": [],
+                               "confs": [], "answers_lenient": [], "confs_lenient": []})
         d["texts"].append(c.text)
-        d["answers"].append(ans)
-        d["confs"].append(conf)
-    for i, d in out.items():
-        if len(d["texts"]) > 1:
-            agg = aggregate(d["answers"], d["confs"], cfg.aggregation)
-            d["answer"], d["conf"] = agg["answer"], agg["conf"]
-        else:
-            d["answer"], d["conf"] = d["answers"][0], d["confs"][0]
+        d["finish"].append(c.finish_reason)
+        d["parse"].append(r["parse"])
+        for key, plural in _PLURAL.items():
+            d[plural].append(r[key])
+    for d in out.values():
+        for suffix in ("", "_lenient"):
+            ans, conf = d["answers" + suffix], d["confs" + suffix]
+            if len(ans) > 1:
+                agg = aggregate(ans, conf, cfg.aggregation)
+                d["answer" + suffix], d["conf" + suffix] = agg["answer"], agg["conf"]
+            else:
+                d["answer" + suffix], d["conf" + suffix] = ans[0], conf[0]
     return out
 
 
 def run(cfg: Config, llm=None, progress: bool = True) -> dict:
     """Run every (task x policy combination) episode and compute calibration per combination and stage.
 
-    Returns ``{"summary", "table", "reliability", "episodes", "combos", "tokens", "config"}``; each
+    Returns ``{"summary", "table", "effects", "reliability", "episodes", "combos", "structured", "tokens",
+    "config"}``; each
     episode holds its trace (frames as base64 PNG, scene, question, answers, confidences, outcomes and
     the primitive actions that ``replay`` re-runs).
     """
@@ -326,15 +394,31 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
     note = MINEDOJO_IMAGE_NOTE if cfg.environment == "minedojo" else IMAGE_NOTE
     targets = cfg.minedojo_question_targets if cfg.environment == "minedojo" else cfg.question_targets
     eps = []
-    for t in tqdm(tasks, desc="worlds", disable=not progress):
-        seed_w = world_seed(cfg.seed, t.id)
+    for t, w in tqdm([(t, w) for t in tasks for w in range(cfg.worlds_per_task)], desc="worlds",
+                     disable=not progress):
+        seed_w = world_seed(cfg.seed, t.id, w)
         if cfg.environment == "crafter":
             base = make_env("crafter", seed_w, t)
-            eps += [_Episode(t, e, x, seed_w, base.clone()) for e, x in combos(cfg)]
+            eps += [_Episode(t, e, x, seed_w, base.clone(), w) for e, x in combos(cfg)]
         else:  # a Minecraft world cannot be copied: a fresh one per episode, same seed
-            eps += [_Episode(t, e, x, seed_w, make_env(cfg.environment, seed_w, t, **env_options))
+            eps += [_Episode(t, e, x, seed_w, make_env(cfg.environment, seed_w, t, **env_options), w)
                     for e, x in combos(cfg)]
-    params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
+    structured = cfg.uses_structure(llm)
+    param_cache: dict = {}
+
+    def params_for(ep, kind):
+        """SamplingParams of one completion: its token budget and, structured, the constrained format."""
+        key = (ep.elic, kind)
+        if key not in param_cache:
+            structure = None
+            if structured:
+                r = cfg.reasoning_chars if ep.elic in REASONING_POLICIES else 0
+                opts = tuple(skills) if kind == "skill" else ANSWER_OPTIONS[kind]
+                structure = stage_structure(opts, r, cfg.top_k if ep.elic == "top_k" else None)
+            param_cache[key] = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
+                                              max_tokens=cfg.tokens_for(ep.elic), structure=structure)
+        return param_cache[key]
+
     n_steps = max(min(cfg.max_steps, t.budget) for t in tasks)
     bar = tqdm(range(n_steps), desc="agent steps", disable=not progress)
     for step in bar:
@@ -361,30 +445,32 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
         def action(ep):
             menu = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(skills))
             question = (f"Your goal: {ep.task.goal}. Which skill should you use next? Skills:\n{menu}\n"
-                        "Answer with the skill name. Your confidence is how likely the skill is to succeed.")
+                        "Answer with the skill name. Your confidence is how likely this skill is to bring you "
+                        "closer to your goal.")
             return elicit_prompt(ep.elic, scenes[id(ep)], question, reflection=ep.reflection, k=cfg.top_k), "skill"
 
-        p_out = _stage(llm, params, active, cfg, step, "perception", perc, images, note)
-        a_out = _stage(llm, params, active, cfg, step, "action", action, images, note)
+        p_out = _stage(llm, params_for, active, cfg, step, "perception", perc, images, note)
+        a_out = _stage(llm, params_for, active, cfg, step, "action", action, images, note)
         for i, ep in enumerate(active):
             q, p, a = qs[id(ep)], p_out[i], a_out[i]
             frame = frame_png_b64(ep.obs.frame, cfg.frame_scale)
             sent = _image_record(images[id(ep)]) if images is not None else None
-            skill = a["answer"]
-            rng = make_rng(cfg.seed, "explore", ep.task.id, ep.name, step)
-            ep.obs, prims, ok, done = run_skill(ep.env, ep.obs, skill or "noop", moves=cfg.skill_moves, rng=rng,
-                                                skills=skills)
-            ep.success = ep.success or task_success(ep.task, ep.start, ep.obs)
+            skill = a["answer"]  # the strict read; an unreadable choice runs noop
+            rng = make_rng(cfg.seed, "explore", ep.task.id, ep.world, ep.name, step)
+            before = ep.obs
+            ep.obs, prims, effect, done = run_skill(ep.env, ep.obs, skill or "noop", moves=cfg.skill_moves,
+                                                    rng=rng, skills=skills)
+            finished = task_success(ep.task, ep.start, ep.obs)
+            ok = finished if cfg.action_outcome == "task" else task_progress(ep.task, before, ep.obs, ep.start)
+            ep.success = ep.success or finished
             ep.done = done or ep.success
             ep.steps.append({
                 "step": step, "frame_png": frame, "prompt_image": sent, "scene": scenes[id(ep)],
                 "question": q.text, "question_kind": q.kind, "truth": list(q.truth),
-                "perception": {"texts": p["texts"], "answers": p["answers"], "confs": p["confs"],
-                               "answer": p["answer"], "conf": p["conf"],
-                               "correct": grade_answer(q, p["answer"])},
-                "action": {"texts": a["texts"], "answers": a["answers"], "confs": a["confs"],
-                           "skill": skill, "skill_run": skill or "noop", "conf": a["conf"],
-                           "success": bool(ok)},
+                "perception": {**_trace_reads(p), "correct": grade_answer(q, p["answer"]),
+                               "correct_lenient": grade_answer(q, p["answer_lenient"])},
+                "action": {**_trace_reads(a), "skill": skill, "skill_run": skill or "noop",
+                           "skill_effect": bool(effect), "success": bool(ok)},
                 "primitives": prims, "task_success": ep.success,
             })
             ep.reflection = (f"you answered '{p['answer']}' to '{q.text}' and chose '{skill or 'noop'}', "
@@ -397,6 +483,14 @@ def run(cfg: Config, llm=None, progress: bool = True) -> dict:
     return _collect(cfg, eps, llm)
 
 
+def _trace_reads(d: dict) -> dict:
+    """What a trace keeps of a stage: raw texts, finish reasons, parse classes, both reads per sample and
+    aggregated."""
+    keys = ("texts", "finish", "parse", "answers", "confs", "answers_lenient", "confs_lenient", "answer", "conf",
+            "answer_lenient", "conf_lenient")
+    return {k: d[k] for k in keys}
+
+
 def _env_options(cfg: Config) -> dict:
     """``make_env`` keyword arguments of the configured environment (stored in each episode for replay)."""
     if cfg.environment == "crafter":
@@ -405,16 +499,73 @@ def _env_options(cfg: Config) -> dict:
             "ticks_per_tile": cfg.minedojo_ticks_per_tile, "attack_ticks": cfg.minedojo_attack_ticks}
 
 
-def _metrics(conf: list, correct: list, cfg: Config) -> dict:
-    pairs = [(c, y) for c, y in zip(conf, correct) if c is not None]
-    out = {"n": len(conf), "n_conf_unparsed": len(conf) - len(pairs),
-           "accuracy": float(np.mean(correct)) if correct else float("nan")}
-    if pairs:
-        s = cal.calibration_summary([c for c, _ in pairs], [y for _, y in pairs], cfg.n_bins,
-                                    cfg.ece_strategy, cfg.pr_convention)
-        out.update({k: s[k] for k in ("mean_conf", "ece", "brier", "auroc", "pr_p", "pr_n")})
-    else:
-        out.update({k: float("nan") for k in ("mean_conf", "ece", "brier", "auroc", "pr_p", "pr_n")})
+_CAL_KEYS = ("mean_conf", "ece", "brier", "auroc", "pr_p", "pr_n")
+
+
+def _calibration(conf: list, y: list, cfg: Config, rng: np.random.Generator | None = None) -> dict:
+    """Calibration metrics over the steps with a readable confidence (``n_cal`` of them), and bootstrap
+    standard errors of ECE and AUROC over those steps (NaN where fewer than 2 resamples define it)."""
+    pairs = [(c, v) for c, v in zip(conf, y) if c is not None]
+    out = {"n_cal": len(pairs)}
+    if not pairs:
+        out.update({k: float("nan") for k in _CAL_KEYS + ("ece_se", "auroc_se")})
+        return out
+    c = np.array([p[0] for p in pairs], float)
+    v = np.array([p[1] for p in pairs], int)
+    s = cal.calibration_summary(c, v, cfg.n_bins, cfg.ece_strategy, cfg.pr_convention, cfg.bins_closed)
+    out.update({k: s[k] for k in _CAL_KEYS})
+    eces, aucs = [], []
+    if rng is not None and cfg.n_boot and len(pairs) > 1:
+        for _ in range(cfg.n_boot):
+            idx = rng.integers(len(pairs), size=len(pairs))
+            eces.append(cal.ece(c[idx], v[idx], cfg.n_bins, cfg.ece_strategy, cfg.bins_closed))
+            if 0 < v[idx].sum() < len(idx):
+                aucs.append(cal.auroc(c[idx], v[idx]))
+    out["ece_se"] = float(np.std(eces, ddof=1)) if len(eces) > 1 else float("nan")
+    out["auroc_se"] = float(np.std(aucs, ddof=1)) if len(aucs) > 1 else float("nan")
+    return out
+
+
+def _stage_metrics(steps: list, key: str, cfg: Config, rng: np.random.Generator) -> dict:
+    """One stage of one policy combination: graded steps ``n``, completions, parse shares (strict, lenient
+    only, unparsed, truncated: shares of completions), accuracy (strict; an unreadable answer is not
+    correct and is counted in ``answer_unreadable``, a share of steps), strict calibration, and the lenient
+    variant (``*_lenient``)."""
+    n = len(steps)
+    parses = [p for s in steps for p in s["parse"]]
+    finish = [f for s in steps for f in s["finish"]]
+    nc = len(parses)
+    y = [int(s[key]) for s in steps]
+    lkey = key + "_lenient" if key == "correct" else key
+    y_len = [int(s[lkey]) for s in steps]
+    share = (lambda k: k / nc) if nc else (lambda k: float("nan"))
+    out = {"n": n, "n_completions": nc, "strict": share(parses.count("strict")),
+           "lenient_only": share(parses.count("lenient")), "unparsed": share(parses.count("unparsed")),
+           "truncated": share(sum(f == "length" for f in finish)),
+           "accuracy": float(np.mean(y)) if n else float("nan"),
+           "answer_unreadable": float(np.mean([s["answer"] is None for s in steps])) if n else float("nan")}
+    out.update(_calibration([s["conf"] for s in steps], y, cfg, rng))
+    len_m = _calibration([s["conf_lenient"] for s in steps], y_len, cfg)
+    out.update({"accuracy_lenient": float(np.mean(y_len)) if n else float("nan"),
+                "n_cal_lenient": len_m["n_cal"], "ece_lenient": len_m["ece"], "auroc_lenient": len_m["auroc"]})
+    return out
+
+
+def _effects(table: dict, cfg: Config) -> dict:
+    """The paper's comparisons on this run: each other policy combination minus Vanilla (AUROC and ECE
+    differences per stage), with standard errors from the two cells' bootstraps (independent episodes)."""
+    if "vanilla" not in table:
+        return {}
+    out = {}
+    for name, row in table.items():
+        if name == "vanilla":
+            continue
+        d = {}
+        for stage in ("perception", "action"):
+            a, b = row[stage], table["vanilla"][stage]
+            d[stage] = {m: a[m] - b[m] for m in ("auroc", "ece")}
+            d[stage].update({m + "_se": float(np.hypot(a[m + "_se"], b[m + "_se"])) for m in ("auroc", "ece")})
+        out[f"{name} - vanilla"] = d
     return out
 
 
@@ -426,31 +577,33 @@ def _collect(cfg: Config, eps: list[_Episode], llm) -> dict:
         row, rel[name] = {}, {}
         for stage, key in (("perception", "correct"), ("action", "success")):
             steps = [s[stage] for ep in mine for s in ep.steps]
-            conf = [s["conf"] for s in steps]
-            y = [int(s[key]) for s in steps]
-            row[stage] = _metrics(conf, y, cfg)
-            row[stage]["n_answer_unparsed"] = sum(
-                1 for s in steps for a in s["answers"] if a is None)
-            ok = [(c, v) for c, v in zip(conf, y) if c is not None]
+            row[stage] = _stage_metrics(steps, key, cfg, make_rng(cfg.seed, "bootstrap", name, stage))
+            ok = [(s["conf"], int(s[key])) for s in steps if s["conf"] is not None]
             rel[name][stage] = (cal.reliability_diagram([c for c, _ in ok], [v for _, v in ok], cfg.n_bins,
-                                                        cfg.ece_strategy) if ok else None)
+                                                        cfg.ece_strategy, cfg.bins_closed) if ok else None)
+        kinds = sorted({s["question_kind"] for ep in mine for s in ep.steps})
+        row["perception"]["accuracy_by_kind"] = {
+            k: float(np.mean([s["perception"]["correct"] for ep in mine for s in ep.steps if s["question_kind"] == k]))
+            for k in kinds}
         row["task_success"] = float(np.mean([ep.success for ep in mine])) if mine else float("nan")
         table[name] = row
-        summary[name] = {st: {k: row[st][k] for k in ("accuracy", "ece", "auroc", "pr_p", "pr_n",
-                                                      "n_conf_unparsed", "n_answer_unparsed")}
+        summary[name] = {st: {k: row[st][k] for k in ("n", "accuracy", "ece", "ece_se", "auroc", "auroc_se",
+                                                      "strict", "lenient_only", "unparsed", "truncated",
+                                                      "ece_lenient", "auroc_lenient")}
                          for st in ("perception", "action")}
         summary[name]["task_success"] = row["task_success"]
+    effects = _effects(table, cfg)
     usage = getattr(llm, "usage", None)
     tokens = {"prompt": getattr(usage, "prompt_tokens", None),
               "completion": getattr(usage, "completion_tokens", None),
               "cache_hits": getattr(usage, "cache_hits", None)}
     episodes = [{"task": ep.task.id, "level": ep.task.level, "goal": ep.task.goal, "combo": ep.name,
-                 "elicitation": ep.elic, "execution": ep.exec, "world_seed": ep.world_seed,
+                 "elicitation": ep.elic, "execution": ep.exec, "world": ep.world, "world_seed": ep.world_seed,
                  "frame_scale": cfg.frame_scale, "observation": cfg.observation, "image_size": cfg.image_size,
                  "environment": cfg.environment, "env_options": _env_options(cfg),
                  "success": ep.success, "steps": ep.steps} for ep in eps]
-    return {"summary": summary, "table": table, "reliability": rel, "episodes": episodes, "combos": names,
-            "tokens": tokens, "config": cfg.to_dict()}
+    return {"summary": summary, "table": table, "effects": effects, "reliability": rel, "episodes": episodes,
+            "combos": names, "structured": cfg.uses_structure(llm), "tokens": tokens, "config": cfg.to_dict()}
 
 
 def replay(episode: dict, question_kinds=None, near_radius: int = 3) -> dict:

@@ -18,20 +18,38 @@ Execution policies (several prompts/samples per stage, aggregated into one answe
 Aggregation (Xiong et al.): ``consistency`` = the majority answer, confidence = share of samples that
 agree with it; ``avg_conf`` = for each distinct answer, the sum of the stated confidences of samples
 giving it over the sum of all samples' stated confidences; the answer with the largest share wins.
-Samples whose answer (or, for avg_conf, confidence) cannot be parsed are left out and counted.
+Every sample counts in the denominator (reconstruction; Xiong et al. parse every sample): a sample whose
+answer cannot be read is a vote for no answer, so 1 readable of 3 gives consistency 1/3, not 1. For
+avg_conf an unreadable sample weighs its stated confidence when that is readable, else the mean of the
+readable confidences of the K samples (so equal confidences give consistency's shares).
+
+Structured outputs (``structures``, reconstruction): with ``Config.structured`` on, each completion is
+constrained to the format the prompt asks for: optional bounded reasoning on one line (``reasoning_chars``;
+the shape of :func:`workbench.llm.reason_then_answer`, as one ``Regex``), then ``Answer: <one of the options>`` and
+``Confidence: <0-100>%`` (Top-K: ``G1: <option> P1: <0-100>%`` lines). The strict rule (:func:`read_strict`)
+reads only that format at the end of the text: an answer among the options and an integer 0-100.
+The lenient rule (:func:`read_lenient`) first removes what the completion copied from the prompt (menu and
+template lines, ``<...>`` placeholders), then reads the older free-text fields. Headline metrics use
+the strict rule.
 """
 from __future__ import annotations
 
 import re
 from collections import Counter
 
-__all__ = ["ELICITATION", "EXECUTION", "EXECUTION_STAGE", "parse_confidence", "elicit_prompt",
-           "execution_variants", "aggregate", "parse_top_k"]
+from ..llm import Regex
+from ..llm.structure import regex_escape
+
+__all__ = ["ELICITATION", "EXECUTION", "EXECUTION_STAGE", "REASONING_POLICIES", "parse_confidence", "elicit_prompt",
+           "execution_variants", "aggregate", "parse_top_k", "strip_echo", "stage_structure", "read_strict",
+           "read_lenient", "CONF_REGEX"]
 
 ELICITATION = ("vanilla", "self_intervention", "cot", "plan_solve", "top_k")
 EXECUTION = ("none", "action_sampling", "scenario_reinterpretation", "hypothetical")
 EXECUTION_STAGE = {"action_sampling": "action", "scenario_reinterpretation": "perception",
                    "hypothetical": "action"}
+REASONING_POLICIES = ("self_intervention", "cot", "plan_solve")
+"""policies whose prompt asks the model to reason before it answers (``Config.reasoning_chars``)"""
 
 _FORMAT = "End with two lines:\nAnswer: <your answer>\nConfidence: <0-100>%"
 
@@ -123,7 +141,7 @@ def _number_conf(s: str) -> float | None:
     if m:
         a, b = float(m.group(1)), float(m.group(2))
         return a / b if b > 0 and 0 <= a <= b else None
-    m = re.search(r"(?<![\d.])" + _NUM, s)
+    m = re.search(r"(?<![\w.])" + _NUM, s)  # a number glued to a word (G1, P2) is a label
     if m:
         v = float(m.group(1))
         if 0 <= v <= 1:
@@ -133,18 +151,25 @@ def _number_conf(s: str) -> float | None:
     return None
 
 
+_PLACEHOLDER = re.compile(r"<[^<>\n]{0,40}>")
+_RANGE = re.compile(r"(?<![\d.])\d+(?:\.\d+)?\s*(?:-|to|–)\s*\d+(?:\.\d+)?\s*%?")
+
+
 def parse_confidence(text: str) -> float | None:
     """A stated confidence in [0, 1]: percent, fraction, 0-1 or 0-100 number, or words. None if absent.
 
     The 'Confidence:' field is read first, then the last line mentioning confidence, then words.
 
+    A copied template (``<0-100>``, any ``<...>`` placeholder) or range (``0-100%``) is no confidence.
+
     >>> [parse_confidence(t) for t in ["Confidence: 85%", "confidence 0.7", "confidence about 3/4", "Confidence: 90",
-    ...  "I am very confident", "no idea"]]
-    [0.85, 0.7, 0.75, 0.9, 0.9, None]
+    ...  "I am very confident", "no idea", "Confidence: <0-100>%", "Confidence: 0-100%"]]
+    [0.85, 0.7, 0.75, 0.9, 0.9, None, None, None]
     """
     if not text:
         return None
-    low = text.lower()
+    low = _PLACEHOLDER.sub(" ", text.lower())  # a copied template ("Confidence: <0-100>%") states nothing
+    low = _RANGE.sub(" ", low)  # nor does a copied range ("0-100%", "0 to 100")
     fields = re.findall(r"confiden\w*\s*(?:level|score)?\s*[:=is]*\s*([^\n]*)", low)
     for f in reversed(fields):
         v = _number_conf(f)
@@ -228,29 +253,119 @@ def _top_k_groups(text: str) -> list[tuple[str, str | None]]:
 
 
 def aggregate(answers: list[str | None], confs: list[float | None], method: str = "consistency") -> dict:
-    """Aggregate K sampled (answer, confidence) pairs into one (Xiong et al.).
+    """Aggregate K sampled (answer, confidence) pairs into one (Xiong et al.); every sample counts in the
+    denominator, an unreadable one (answer None) as a vote for no answer.
 
     >>> aggregate(["a", "a", "b", None], [0.9, 0.5, 0.8, 0.4], "consistency")["conf"]
-    0.6666666666666666
+    0.5
     >>> r = aggregate(["a", "a", "b"], [0.9, 0.5, 0.6], "avg_conf"); r["answer"], round(r["conf"], 3)
     ('a', 0.7)
+    >>> aggregate(["a", None, None], [0.9, None, None])["conf"]  # 1 readable of 3
+    0.3333333333333333
     """
     if method not in ("consistency", "avg_conf"):
         raise ValueError(f"aggregation must be 'consistency' or 'avg_conf', got {method!r}")
-    valid = [(a, c) for a, c in zip(answers, confs) if a is not None and (method == "consistency" or c is not None)]
-    dropped = len(answers) - len(valid)
-    if not valid:
-        return {"answer": None, "conf": None, "n_used": 0, "n_dropped": dropped}
-    counts = Counter(a for a, _ in valid)
+    if len(answers) != len(confs):
+        raise ValueError(f"aggregate needs one confidence per answer, got {len(answers)} answers and "
+                         f"{len(confs)} confidences (use None for an unreadable one)")
+    k = len(answers)
+    n_unread = sum(a is None for a in answers)
+    readable = [a for a in answers if a is not None]
+    if not readable:
+        return {"answer": None, "conf": None, "n_samples": k, "n_unreadable": n_unread}
+
+    def first(a):  # ties: the answer given first
+        return answers.index(a)
+
     if method == "consistency":
-        ans, k = max(counts.items(), key=lambda kv: (kv[1], -[a for a, _ in valid].index(kv[0])))
-        return {"answer": ans, "conf": k / len(valid), "n_used": len(valid), "n_dropped": dropped}
-    total = sum(c for _, c in valid)
-    if total <= 0:  # all stated zero confidence: fall back to vote shares
-        share = {a: k / len(valid) for a, k in counts.items()}
-    else:
-        share = {}
-        for a, c in valid:
-            share[a] = share.get(a, 0.0) + c / total
-    ans = max(share, key=lambda a: (share[a], -[x for x, _ in valid].index(a)))
-    return {"answer": ans, "conf": share[ans], "n_used": len(valid), "n_dropped": dropped}
+        counts = Counter(readable)
+        ans = max(counts, key=lambda a: (counts[a], -first(a)))
+        return {"answer": ans, "conf": counts[ans] / k, "n_samples": k, "n_unreadable": n_unread}
+    known = [c for c in confs if c is not None]
+    fill = sum(known) / len(known) if known else 1.0  # an unreadable confidence weighs the samples' mean
+    w = [c if c is not None else fill for c in confs]
+    total = sum(w)
+    share: dict[str, float] = {}
+    for a, wi in zip(answers, w):
+        if a is not None:
+            share[a] = share.get(a, 0.0) + (wi / total if total > 0 else 1.0 / k)
+    ans = max(share, key=lambda a: (share[a], -first(a)))
+    return {"answer": ans, "conf": share[ans], "n_samples": k, "n_unreadable": n_unread}
+
+
+# ------------------------------------------------------------------ structured format, strict and lenient reads
+CONF_REGEX = "(?:100|[1-9]?[0-9])"
+"""an integer 0-100 without leading zeros (the stated confidence, in percent)"""
+
+
+def _options_regex(options) -> str:
+    """An alternation of literal options (a tuple of strings) or a regex (a str) as given."""
+    if isinstance(options, str):
+        return options
+    opts = sorted(options, key=len, reverse=True)  # longest first: no option is read as a prefix of another
+    if not opts:
+        raise ValueError("an answer needs at least one option")
+    return "(?:" + "|".join(regex_escape(o) for o in opts) + ")"
+
+
+def _answer_body(options, top_k: int | None) -> tuple[str, str]:
+    """(first literal, rest) of the answer format as regexes: the first literal is the tag that ends the
+    free reasoning (``\\nAnswer: `` / ``\\nG1: ``)."""
+    o = _options_regex(options)
+    if top_k:
+        rest = f"{o} P1: {CONF_REGEX}%" + "".join(f"\\nG{i}: {o} P{i}: {CONF_REGEX}%" for i in range(2, top_k + 1))
+        return "G1: ", rest
+    return "Answer: ", f"{o}\\nConfidence: {CONF_REGEX}%"
+
+
+def stage_structure(options, reasoning_chars: int = 0, top_k: int | None = None):
+    """The structure one completion is constrained to: up to ``reasoning_chars`` characters of reasoning on
+    one line (0: none), then ``Answer: <option>`` + ``Confidence: <0-100>%`` (or, with ``top_k``, the K lines
+    ``Gi: <option> Pi: <0-100>%``). ``options``: the literal answers (tuple) or a regex (str).
+
+    >>> s = stage_structure(("yes", "no"), 40)
+    >>> s.matches("The water is near.\\nAnswer: yes\\nConfidence: 80%"), s.matches("Answer: maybe\\nConfidence: 80%")
+    (True, False)
+    >>> stage_structure(("up", "down"), 0, top_k=2).matches("G1: up P1: 70%\\nG2: down P2: 30%")
+    True
+    """
+    if not isinstance(reasoning_chars, int) or reasoning_chars < 0:
+        raise ValueError(f"reasoning_chars must be an int >= 0, got {reasoning_chars!r}")
+    head, rest = _answer_body(options, top_k)
+    if reasoning_chars == 0:
+        return Regex(regex_escape(head) + rest)
+    # reason_then_answer's shape with the reasoning optional (a model may answer at once), so written as
+    # one Regex: ReasonThenAnswer always needs its opening tag, here "\nAnswer: ", after the reasoning
+    return Regex(f"(?:[^\\n]{{0,{reasoning_chars}}}\\n)?" + regex_escape(head) + rest)
+
+
+def read_strict(text: str, options, top_k: int | None = None) -> tuple[str | None, float | None]:
+    """(answer, confidence in [0, 1]) by the strict rule: the text ends with the asked format exactly
+    (``Answer: <option>`` then ``Confidence: <0-100>%``; Top-K: its K lines, read from ``G1``/``P1``),
+    trailing whitespace allowed. Anything else is (None, None): unreadable, never an answer or 0.
+
+    >>> read_strict("I see water.\\nAnswer: yes\\nConfidence: 85%", ("yes", "no"))
+    ('yes', 0.85)
+    >>> read_strict("Answer: <your answer>\\nConfidence: <0-100>%", ("yes", "no"))
+    (None, None)
+    """
+    o = _options_regex(options)
+    head, rest = _answer_body(options, top_k)
+    first = f"({o}) P1: ({CONF_REGEX})%" if top_k else f"({o})\\nConfidence: ({CONF_REGEX})%"
+    pat = re.escape(head) + first + (rest[rest.index("%") + 1:] if top_k else "") + r"[ \t\r\n]*\Z"
+    m = re.search(r"(?:^|\n)" + pat, text or "")
+    if not m:
+        return None, None
+    return m.group(1), int(m.group(2)) / 100
+
+
+def strip_echo(text: str, prompt: str) -> str:
+    """``text`` without what it copied from ``prompt``: lines equal (stripped) to a prompt line, such as menu
+    items and the answer template, and ``<...>`` placeholders.
+
+    >>> strip_echo("1. move toward tree\\n2. explore\\nAnswer: <your answer>\\nI pick explore", "Skills:\\n1. move toward tree\\n2. explore\\nAnswer: <your answer>")
+    'I pick explore'
+    """
+    lines = {ln.strip().lower() for ln in (prompt or "").splitlines() if len(ln.strip()) >= 3}
+    kept = [ln for ln in (text or "").splitlines() if ln.strip().lower() not in lines]
+    return _PLACEHOLDER.sub(" ", "\n".join(kept)).strip()

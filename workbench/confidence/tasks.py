@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from .envs import Observation
 
-__all__ = ["Task", "TASKS", "MINEDOJO_TASKS", "ENV_TASKS", "get_tasks", "task_success", "Question", "make_question", "grade_answer",
-           "nearest"]
+__all__ = ["Task", "TASKS", "MINEDOJO_TASKS", "ENV_TASKS", "get_tasks", "task_success", "task_progress", "Question",
+           "make_question", "grade_answer", "nearest", "ANSWER_OPTIONS"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,27 @@ def task_success(task: Task, start: Observation, now: Observation) -> bool:
     raise ValueError(f"unknown task kind {task.kind!r}")
 
 
+def _distance(obs: Observation, name: str) -> float:
+    d = nearest(obs, name)
+    return float("inf") if d is None else abs(d[0]) + abs(d[1])
+
+
+def task_progress(task: Task, before: Observation, after: Observation, start: Observation | None = None) -> bool:
+    """Whether one agent step moved the task forward, decided by the environment's state alone (the action
+    stage's outcome; reconstruction): the task is now done (:func:`task_success` from ``start``), or, for a
+    find task, the nearest ``task.target`` got closer (Manhattan distance; out of view = infinitely far),
+    or, for a harvest task, the inventory holds more of the target or its nearest block got closer. Never what the chosen skill aimed at:
+    walking toward a tree is no progress on ``find_water``."""
+    if task_success(task, start if start is not None else before, after):
+        return True
+    if task.kind == "find":
+        return _distance(after, task.target) < _distance(before, task.target)
+    if task.kind == "harvest":  # more of the item, or the nearest block of that name (a log) got closer
+        return (after.inventory.get(task.target, 0) > before.inventory.get(task.target, 0)
+                or _distance(after, task.target) < _distance(before, task.target))
+    return False
+
+
 # ------------------------------------------------------------------------------- perception questions
 @dataclass(frozen=True)
 class Question:
@@ -152,6 +173,10 @@ def make_question(obs: Observation, kind: str, target: str, radius: int = 3) -> 
                         "or none if not in view?", truth)
     raise ValueError(f"question kind must be count, near or direction, got {kind!r}")
 
+
+ANSWER_OPTIONS = {"near": ("yes", "no"), "direction": ("left", "right", "up", "down", "none"),
+                  "count": "(?:0|[1-9][0-9]?)"}
+"""the answers a perception question of each kind admits (literal options, or a regex for counts)"""
 
 _WORDNUM = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
 
