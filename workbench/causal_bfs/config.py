@@ -22,8 +22,10 @@ class Config:
     """nucleus mass (reference: 1.0)"""
     max_tokens: int = 40
     """max new tokens per BFS query (reference: 4095; small for CPU; with prompt_style 'reference' use > reasoning_chars / 3 + 30)"""
-    pairwise_max_tokens: int = 12
-    """max new tokens per pairwise query (the short style's constrained answer takes 5-10 tokens)"""
+    pairwise_max_tokens: int = 20
+    """max new tokens per pairwise query. The short style's constrained answer ``<Answer>A</Answer>`` is 7
+    tokens when tokenised canonically, but constrained sampling may spell it in smaller pieces (at 12
+    tokens 14% of answers were cut): its 18 characters bound any spelling, so 20 cannot truncate it"""
     prompt_style: str = "short"
     """'reference': 'Think step by step, then <Answer>..' (the paper's prompts; with ``structured`` the reasoning is bounded by ``reasoning_chars``); 'short': answer-only with one placeholder format example (reconstruction for small models)"""
     structured: str = "auto"
