@@ -21,6 +21,9 @@ CELLS = [
     "go.FigureWidget(go.Scatter(y=[3, 1]))",
     "display(w.VBox([w.IntSlider(), go.FigureWidget(go.Bar(y=[1])), go.FigureWidget(go.Bar(y=[2]))]))",
     "display(w.IntSlider())",
+    # printing into an Output widget while the cell runs (the embodied trace viewer does): nbclient's
+    # output hook needs the widget's stored state, so a run without it crashed here
+    "o = w.Output()\ndisplay(o)\nwith o:\n    print('inside an Output widget')",
     "from workbench.results import record\n"
     "record({'summary': {'acc': 0.5}, 'trace': [{'step': i, 'loss': 1 / (i + 1)} for i in range(20000)]},\n"
     "       {'seed': 0}, out_dir, notebook_id='figs')",
@@ -52,9 +55,9 @@ def test_html_export_shows_every_figure_and_the_folder_is_compact(figs_notebook,
     assert export.notebook_figure_count(nb) == SHOWN
     assert page.count("* plotly.js v") == 1 and not re.search(r'<script[^>]+src="[^"]*plot\.ly', page)
     assert page.index("* plotly.js v") < page.index('class="plotly-graph-div"')
-    # every widget (the bare slider too) says in the export that it needs a live kernel
-    assert export.widget_outputs(nb) == (3, 3)
-    assert page.count(f'class="{export.SNAPSHOT_CLASS}"') == 3 and "needs a live kernel" in page
+    # every widget (the bare slider and the Output widget too) says in the export that it needs a live kernel
+    assert export.widget_outputs(nb) == (4, 4)
+    assert page.count(f'class="{export.SNAPSHOT_CLASS}"') == 4 and "needs a live kernel" in page
     # the mimetype stays for JupyterLab, next to the HTML view
     assert sum(export.PLOTLY_MIMETYPE in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) == 3
     # compact: no widget state (with it, each FigureWidget carries plotly's widget bundle), the long
@@ -94,9 +97,9 @@ def test_record_keeps_short_values_inline_and_traces_apart(tmp_path, capsys):
     assert "traces" not in json.loads((tmp_path / "results.json").read_text())
 
 
-def test_kernel_options_run_the_setup_and_store_no_widget_state():
+def test_kernel_options_run_the_setup_and_keep_widget_state_while_running():
     opts = export.papermill_options("python3")
-    assert opts["store_widget_state"] is False
+    assert opts["store_widget_state"] is True  # Output widgets need it; compact_notebook strips it
     assert any("exec_lines" in a and "setup_kernel" in a for a in opts["extra_arguments"])
 
 

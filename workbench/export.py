@@ -11,9 +11,11 @@ Three pieces, used by :func:`workbench.runs.run_notebook`:
   too: a note that the widget needs a live kernel, with a static snapshot of the plotly figures inside
   it (``FigureWidget`` children of boxes, figures shown into ``Output`` widgets) as they were when the
   widget was displayed.
-- **Compaction**: papermill runs with ``store_widget_state=False`` and :func:`compact_notebook` strips any
-  widget state left in the executed notebook, so no run folder carries a copy of a widget JavaScript
-  bundle (plotly's ``FigureWidget`` is an anywidget whose state embeds plotly.js).
+- **Compaction**: :func:`compact_notebook` strips the widget state papermill leaves in the executed
+  notebook, so no run folder carries a copy of a widget JavaScript bundle (plotly's ``FigureWidget`` is an
+  anywidget whose state embeds plotly.js). The state is kept while the notebook runs: nbclient 0.11's
+  hook for ``Output`` widgets writes into it, and without it a cell that prints into an ``Output``
+  widget fails with a KeyError.
 - **HTML export** (:func:`export_html`): nbconvert's HTML with plotly.js embedded once, at the top of
   ``<head>`` (before nbconvert's require.js tag), so the file works offline and stands alone.
 
@@ -131,10 +133,12 @@ def setup_kernel() -> None:
 
 
 def papermill_options(kernel_name: str = "python3") -> dict[str, Any]:
-    """Extra ``papermill.execute_notebook`` options for a run: no stored widget state, and (for an
-    ipykernel kernel) :func:`setup_kernel` run at kernel start through ``--IPKernelApp.exec_lines``,
-    so nothing is added to the notebook's cells and the cell numbering stays the source's."""
-    opts: dict[str, Any] = {"store_widget_state": False}
+    """Extra ``papermill.execute_notebook`` options for a run: (for an ipykernel kernel)
+    :func:`setup_kernel` run at kernel start through ``--IPKernelApp.exec_lines``, so nothing is added
+    to the notebook's cells and the cell numbering stays the source's. Widget state is stored during
+    the run (``Output`` widgets need it, see the module docstring) and stripped afterwards by
+    :func:`compact_notebook`."""
+    opts: dict[str, Any] = {"store_widget_state": True}
     try:
         from jupyter_client.kernelspec import get_kernel_spec
 
