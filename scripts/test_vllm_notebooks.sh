@@ -11,8 +11,13 @@ export HF_HUB_OFFLINE=1 WORKBENCH_LLM_CACHE=off MPLBACKEND=Agg VLLM_CPU_KVCACHE_
 MODEL=$("$VENV/bin/python" -c "from workbench.llm.embedded import embedded_model_dir; print(embedded_model_dir())")
 SPEC="vllm:$MODEL?dtype=bfloat16&max_model_len=2048&enforce_eager=true"
 for nb in $NOTEBOOKS; do
-  echo "== $nb on $SPEC"
-  "$VENV/bin/workbench" run "$nb" -q -p backend "$SPEC" --out "$OUT/$nb"
+  [ "${VLLM_CHECK_ONLY:-0}" = 1 ] && break  # only re-check runs already in $VLLM_NOTEBOOK_OUT
+  # structured outputs on everywhere: autobench and math2 default to on, causal_bfs and
+  # embodied_confidence turn them on for vllm under "auto", rsa's "auto" is on for the embedded model only
+  EXTRA=()
+  [ "$nb" = rsa ] && EXTRA=(-p structured on)
+  echo "== $nb on $SPEC ${EXTRA[*]}"
+  "$VENV/bin/workbench" run "$nb" -q -p backend "$SPEC" "${EXTRA[@]}" --out "$OUT/$nb"
 done
 "$VENV/bin/python" - "$OUT" $NOTEBOOKS <<'PY'
 import json, sys
@@ -21,14 +26,17 @@ from pathlib import Path
 out, names = Path(sys.argv[1]), sys.argv[2:]
 
 def shares(node, path=""):
-    """(path, value) of every parse / truncation share in a results tree."""
+    """(path, value) of every parse / truncation share in a results tree (a count ``strict`` beside a
+    ``strict_share`` is left out: some papers record counts and shares side by side)."""
     if isinstance(node, dict):
         for k, v in node.items():
+            if f"{k}_share" in node:
+                continue
             yield from shares(v, f"{path}.{k}" if path else str(k))
     elif isinstance(node, (int, float)) and not isinstance(node, bool):
         leaf = path.rsplit(".", 1)[-1]
-        if leaf in ("strict", "strict_rate", "truncated", "truncated_rate", "unparsed", "unparsed_rate") \
-                or leaf.startswith(("strict_", "truncated_", "unparsed_")) and leaf.endswith(("share", "frac", "rate")):
+        base = leaf.removesuffix("_share").removesuffix("_rate").removesuffix("_frac")
+        if base in ("strict", "truncated", "unparsed") and 0 <= node <= 1:
             yield path, float(node)
 
 bad = []
