@@ -248,7 +248,9 @@ def _old_number_conf(s):
     if m:
         a, b = float(m.group(1)), float(m.group(2))
         return a / b if b > 0 and 0 <= a <= b else None
-    m = re.search(r"(?<![\d.])" + _N, s)
+    # the one deliberate change since: a number glued to a word ("G1", "P2", "of1") is a label, not a
+    # confidence (it was read as one when only digits and dots were excluded before it)
+    m = re.search(r"(?<![\w.])" + _N, s)
     if m:
         v = float(m.group(1))
         if 0 <= v <= 1:
