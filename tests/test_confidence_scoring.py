@@ -7,8 +7,10 @@ import pytest
 from workbench import calibration as cal
 from workbench.confidence import Config, agent, policies, run, tasks
 from workbench.confidence.agent import SKILLS, parse_skill, read_lenient
-from workbench.confidence.envs import Observation, make_env
+from workbench.confidence.envs import make_env
 from workbench.llm import StructureViolationError, load_llm
+
+from tests.test_confidence import _obs  # Observation from rows of names, player at the centre
 
 MENU = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(SKILLS))
 ACTION_PROMPT = f"Map\n\nQuestion: Your goal: find water. Which skill should you use next? Skills:\n{MENU}\n" \
@@ -151,13 +153,6 @@ def test_execution_policy_step_confidence_uses_all_k_samples():
 
 
 # ------------------------------------------------------------------------------ success from the environment
-def _obs(rows):
-    h, w = len(rows), len(rows[0])
-    grid = [[rows[y][x] for y in range(h)] for x in range(w)]
-    return Observation(frame=np.zeros((4, 4, 3), np.uint8), grid=grid, center=(w // 2, h // 2),
-                       inventory={}, achievements={}, facing=(0, 1))
-
-
 def test_progress_is_the_tasks_not_the_skills():
     g, t, w, p = "grass", "tree", "water", "player"
     before = _obs([[t, g, g, g, w], [g] * 5, [g, g, p, g, g], [g] * 5, [g] * 5])  # tree (-2, -2), water (2, -2)
