@@ -27,7 +27,7 @@ Stages (each labelled in the output):
 The checkpoint (safetensors + tokenizer) goes to ``--out``; the notebook loads it as
 ``transformers:<out>``. ``--time-budget-min`` bounds the run: the warm start stops at 45% of it, RL at 90%
 (the run reports how many steps each stage made). ``--eval-only --backend transformers:checkpoints/rsa_agg --eval-problems 30`` evaluates a
-saved checkpoint (or ``--backend default``, the base model) on more problems than the in-run check.
+saved checkpoint (or ``--backend transformers``, the base model) on more problems than the in-run check.
 
 Run: ``python scripts/train_rsa_aggregation.py --out checkpoints/rsa_agg`` (``make train-rsa``).
 """
@@ -47,7 +47,9 @@ sys.path.insert(0, str(ROOT))
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="aggregation-aware training of the embedded model (RLOO)")
     ap.add_argument("--out", default="checkpoints/rsa_agg", help="output directory of the checkpoint")
-    ap.add_argument("--backend", default="default", help="base model spec (transformers backend)")
+    ap.add_argument("--backend", default="transformers",
+                    help="base model spec on the transformers engine ('transformers' = the embedded model): "
+                         "training updates its PyTorch weights in place")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--train-problems", type=int, default=24, help="training problems (the notebook's default task)")
     ap.add_argument("--train-task-seed", type=int, default=1000, help="generator seed of the training problems")
@@ -143,6 +145,9 @@ def main(argv=None) -> dict:
     torch.manual_seed(args.seed)
     rnd = random.Random(args.seed)
     llm = load_llm(args.backend, cache="off")  # the model changes during training: never cache
+    if not hasattr(llm, "lm"):
+        raise SystemExit(f"--backend {args.backend!r} has no PyTorch model to train; use a transformers spec "
+                         "('transformers' for the embedded model, or 'transformers:<dir or hub id>')")
     model, tok = llm.lm, llm.tokenizer
     report = {"args": vars(args)}
     if args.eval_only:

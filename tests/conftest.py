@@ -16,6 +16,15 @@ def embedded_llm():
     return load_llm("default", cache="off")
 
 
+@pytest.fixture(scope="session")
+def embedded_transformers():
+    """The embedded model on the transformers engine (our PyTorch loop), no response cache: the
+    reference for the default onnx engine and the model that training and logit checks need."""
+    from workbench.llm import load_llm
+
+    return load_llm("transformers", cache="off")
+
+
 @pytest.fixture
 def one_torch_thread():
     """torch on one thread for the test, restored after: the models under test are tiny, and on a shared

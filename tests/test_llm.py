@@ -32,6 +32,7 @@ def test_unknown_backend(spec):
     ("scripted?bogus=1", "unknown option"),
     ("scripted?latency=1&latency=2", "given twice"),
     ("transformers:", "names no model"),
+    ("onnx:", "names no model"),
     ("openai:http://x", "openai:<base url>#<model>"),
     ("scripted?=&", "malformed"),
 ])
@@ -180,30 +181,34 @@ def test_concurrent_writers_do_not_corrupt(tmp_path):
 
 # ------------------------------------------------------------------------------ transformers details
 @pytest.mark.model
-def test_greedy_matches_transformers_generate(embedded_llm):
+@pytest.mark.parametrize("engine", ["default", "transformers"])
+def test_greedy_matches_transformers_generate(engine, embedded_llm, embedded_transformers):
+    """Both engines' greedy text equals ``model.generate`` of the PyTorch model (an independent loop)."""
     import torch
 
-    llm = embedded_llm
+    llm = embedded_llm if engine == "default" else embedded_transformers
     prompts = ["What is 2+2?", "List three animals."]
     ours = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=10))
     for p, c in zip(prompts, ours):
         ids = torch.tensor([llm.render(p)])
-        ref = llm.lm.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False)
+        ref = embedded_transformers.lm.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10,
+                                                do_sample=False)
         text = llm.tokenizer.decode(ref[0, ids.shape[1]:], skip_special_tokens=True)
         assert c.text == text
 
 
 @pytest.mark.model
-def test_logprobs_are_model_logprobs(embedded_llm):
+@pytest.mark.parametrize("engine", ["default", "transformers"])
+def test_logprobs_are_model_logprobs(engine, embedded_llm, embedded_transformers):
     import torch
 
-    llm = embedded_llm
+    llm = embedded_llm if engine == "default" else embedded_transformers
     c = llm.generate(["Say hi."], SamplingParams(temperature=0, max_tokens=5, logprobs=True))[0]
     assert len(c.logprobs) == len(c.tokens) >= 1
     ids = llm.render("Say hi.")
     new = llm.tokenizer(c.text, add_special_tokens=False)["input_ids"][: len(c.logprobs)]
     with torch.no_grad():
-        logits = llm.lm(torch.tensor([ids + new])).logits[0].float()
+        logits = embedded_transformers.lm(torch.tensor([ids + new])).logits[0].float()
     ref = torch.log_softmax(logits[len(ids) - 1: len(ids) - 1 + len(new)], -1)
     ref_lp = [float(ref[k, t]) for k, t in enumerate(new)]
     assert c.logprobs[: len(ref_lp)] == pytest.approx(ref_lp, abs=1e-3)

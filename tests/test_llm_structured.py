@@ -318,7 +318,8 @@ PROMPTS = ["What is 17 + 25?", "Name a fruit.", "Is water wet?", "Describe the s
 
 
 @pytest.mark.model
-def test_greedy_constrained_token_is_the_argmax_over_allowed_tokens(embedded_llm, one_torch_thread):
+def test_greedy_constrained_token_is_the_argmax_over_allowed_tokens(embedded_llm, embedded_transformers,
+                                                                      one_torch_thread):
     """Independent check of the masking: the model's own logits, restricted by hand to the tokens that
     are a single digit, give the greedy constrained answer."""
     import torch
@@ -328,7 +329,7 @@ def test_greedy_constrained_token_is_the_argmax_over_allowed_tokens(embedded_llm
     digit_ids = [i for i in range(len(llm.tokenizer)) if re.fullmatch("[0-9]", llm.tokenizer.decode([i]))]
     for prompt, c in zip(PROMPTS[:3], out):
         with torch.inference_mode():
-            logits = llm.lm(input_ids=torch.tensor([llm.render(prompt)])).logits[0, -1]
+            logits = embedded_transformers.lm(input_ids=torch.tensor([llm.render(prompt)])).logits[0, -1]
         best = max(digit_ids, key=lambda i: float(logits[i]))
         assert c.text == llm.tokenizer.decode([best])
         assert c.finish_reason == "stop" and c.completion_tokens == 2  # the digit + the certain EOS

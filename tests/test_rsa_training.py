@@ -37,7 +37,7 @@ def test_train_script_toy_run(tmp_path):
     saved = json.loads((out / "training_report.json").read_text())
     assert saved["trainable_params"] == report["trainable_params"]
 
-    base = load_llm("default", cache="off").lm.state_dict()
+    base = load_llm("transformers", cache="off").lm.state_dict()
     tuned = load_file(str(out / "model.safetensors"))
     n_layers = sum(1 for k in base if k.endswith("self_attn.q_proj.weight"))
     top = f"model.layers.{n_layers - 1}.mlp.down_proj.weight"

@@ -155,8 +155,7 @@ class TransformersLLM(Backend):
             except ImportError:
                 raise MissingExtraError("xgrammar", "hf", "structured outputs on the transformers backend") from None
             if getattr(self, "_xgr_compiler", None) is None:
-                out_emb = self.lm.get_output_embeddings()
-                vocab = out_emb.weight.shape[0] if out_emb is not None else self.lm.config.vocab_size
+                vocab = self._logits_width()
                 info = xgr.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=vocab,
                                                           stop_token_ids=sorted(self.eos_ids))
                 self._xgr_compiler = xgr.GrammarCompiler(info, max_threads=1)
@@ -181,16 +180,7 @@ class TransformersLLM(Backend):
             for r, m in enumerate(matchers):
                 m.fill_next_token_bitmask(bitmask, r)
         t0 = time.perf_counter()
-        B, dev = len(prompts), self.device
-        L = max(len(p) for p in prompts)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((B, L), pad, dtype=torch.long)
-        mask = torch.zeros((B, L), dtype=torch.long)
-        for i, p in enumerate(prompts):  # left padding
-            ids[i, L - len(p):] = torch.tensor(p)
-            mask[i, L - len(p):] = 1
-        ids, mask = ids.to(dev), mask.to(dev)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        B = len(prompts)
         gens = []
         for s in seeds:
             g = torch.Generator(device="cpu")
@@ -202,10 +192,7 @@ class TransformersLLM(Backend):
         texts: list[str | None] = [None] * B
         active = list(range(B))  # rows of the original batch still decoding, in cache order
         with torch.inference_mode():
-            outp = self.lm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-            past = outp.past_key_values
-            logits = outp.logits[:, -1, :].float()  # (B_active, V)
-            last_pos = pos[:, -1]
+            state, logits = self._prefill(prompts)  # logits: (B_active, V) float, next-token scores
             for step in range(params.max_tokens):
                 logp = torch.log_softmax(logits, dim=-1)  # raw model log-probs
                 if matchers is not None:  # disallowed tokens -> -inf, per row (rows in cache order)
@@ -242,17 +229,9 @@ class TransformersLLM(Backend):
                     keep.append(j)
                 if not keep or step == params.max_tokens - 1:
                     break
-                if len(keep) < len(active):  # drop finished rows from the batch and the cache
-                    sel = torch.tensor(keep, device=dev)
-                    past.batch_select_indices(sel)
-                    mask, last_pos, chosen = mask[sel], last_pos[sel], chosen[sel]
+                logits = self._advance(state, chosen, keep)
+                if len(keep) < len(active):
                     active = [active[j] for j in keep]
-                mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=dev)], dim=1)
-                last_pos = last_pos + 1
-                outp = self.lm(input_ids=chosen[:, None].to(dev), attention_mask=mask,
-                               position_ids=last_pos[:, None], past_key_values=past, use_cache=True)
-                past = outp.past_key_values
-                logits = outp.logits[:, -1, :].float()
         dt = time.perf_counter() - t0
         comps = []
         for r in range(B):
@@ -264,6 +243,46 @@ class TransformersLLM(Backend):
                 tokens=[self.tokenizer.decode([t]) for t in new_tokens[r]] if params.logprobs else None,
                 meta={"seed_used": seeds[r]}))
         return comps
+
+    # ----------------------------------------------------------------------------- engine hooks
+    # The decode loop above is engine-independent: sampling, structures, stops and bookkeeping live
+    # there; an engine supplies these two steps (the onnxruntime-genai backend overrides them).
+    def _logits_width(self) -> int:
+        """Width of the model's logits (may exceed the tokenizer's vocabulary)."""
+        out_emb = self.lm.get_output_embeddings()
+        return out_emb.weight.shape[0] if out_emb is not None else self.lm.config.vocab_size
+
+    def _prefill(self, prompts: list[list[int]]):
+        """Run the prompts (left padded); return (state, next-token logits (B, V) float32)."""
+        torch, dev = self._torch, self.device
+        B, L = len(prompts), max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((B, L), pad, dtype=torch.long)
+        mask = torch.zeros((B, L), dtype=torch.long)
+        for i, p in enumerate(prompts):  # left padding
+            ids[i, L - len(p):] = torch.tensor(p)
+            mask[i, L - len(p):] = 1
+        ids, mask = ids.to(dev), mask.to(dev)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        outp = self.lm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        state = {"past": outp.past_key_values, "mask": mask, "last_pos": pos[:, -1]}
+        return state, outp.logits[:, -1, :].float()
+
+    def _advance(self, state: dict, chosen, keep: list[int]):
+        """Feed each kept row its chosen token (``keep`` indexes the current active rows, ``chosen``
+        holds one token per current active row); return the kept rows' next-token logits."""
+        torch, dev = self._torch, self.device
+        mask, last_pos, past = state["mask"], state["last_pos"], state["past"]
+        if len(keep) < len(chosen):  # drop finished rows from the batch and the cache
+            sel = torch.tensor(keep, device=dev)
+            past.batch_select_indices(sel)
+            mask, last_pos, chosen = mask[sel], last_pos[sel], chosen[sel]
+        mask = torch.cat([mask, torch.ones((len(keep), 1), dtype=mask.dtype, device=dev)], dim=1)
+        last_pos = last_pos + 1
+        outp = self.lm(input_ids=chosen[:, None].to(dev), attention_mask=mask,
+                       position_ids=last_pos[:, None], past_key_values=past, use_cache=True)
+        state.update(past=outp.past_key_values, mask=mask, last_pos=last_pos)
+        return outp.logits[:, -1, :].float()
 
     def _sample(self, logits, gens, params: SamplingParams):
         torch = self._torch

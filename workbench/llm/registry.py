@@ -2,8 +2,10 @@
 
 Spec grammar::
 
-    default[?opts]                        the embedded SmolLM2-135M-Instruct (transformers backend)
+    default[?opts]                        the embedded SmolLM2-135M-Instruct on onnxruntime-genai (float32)
+    transformers[?opts]                   the embedded model on the transformers engine (our PyTorch loop)
     transformers:<dir or hub id>[?opts]   e.g. transformers:Qwen/Qwen2.5-0.5B-Instruct?dtype=bfloat16
+    onnx:<dir>[?opts]                     an onnxruntime-genai model folder (genai_config.json)
     vllm:<model>[?opts]                   e.g. vllm:Qwen/Qwen3-4B-Instruct-2507?tensor_parallel_size=4&enable_prefix_caching=true
     openai:<base url>#<model>[?opts]      any OpenAI-compatible server, e.g. openai:http://127.0.0.1:8000/v1#smollm2
     scripted                              test double (responses passed in code)
@@ -19,7 +21,7 @@ from urllib.parse import parse_qsl
 from .base import BackendOptionError, UnknownBackendError
 from .cache import ResponseCache
 
-BACKENDS = ("default", "transformers", "vllm", "openai", "scripted")
+BACKENDS = ("default", "transformers", "onnx", "vllm", "openai", "scripted")
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
@@ -35,7 +37,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     if not isinstance(spec, str) or not spec.strip():
         raise UnknownBackendError(f"empty backend spec; use one of {BACKENDS}")
     spec = spec.strip()
-    name, _, rest = spec.partition(":")
+    name, colon, rest = spec.partition(":")
     if "?" in name:  # "default?dtype=float32"
         name, _, q = name.partition("?")
         rest = "?" + q + rest
@@ -61,7 +63,8 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
             if k in opts:
                 raise BackendOptionError(f"option {k!r} given twice in spec {spec!r}")
             opts[k] = v
-    if name in ("transformers", "vllm") and not model:
+    if not model and (name in ("onnx", "vllm") or name == "transformers" and colon):
+        # bare 'transformers' is the embedded model on the transformers engine; 'transformers:' names nothing
         raise BackendOptionError(f"spec {spec!r} names no model: use '{name}:<model dir or hub id>'")
     if name in ("default", "scripted") and model:
         hint = ("the embedded model; for another model use 'transformers:" + model + "'" if name == "default"
@@ -89,15 +92,25 @@ def load_llm(spec: str = "default", *, cache: str | None = None, cache_dir: str 
     if responses is not None:
         raise BackendOptionError("responses= is only for the scripted backend")
     if name == "default":
-        from .hf import TransformersLLM
-        from .embedded import EMBEDDED_NAME, embedded_identity, embedded_model_dir
+        from .embedded import EMBEDDED_NAME, ONNX_FORMAT_VERSION, embedded_identity, embedded_onnx_dir
+        from .ort_backend import OnnxGenAILLM
 
-        return TransformersLLM(str(embedded_model_dir()), opts, spec=spec, cache=rc, model_name=EMBEDDED_NAME,
-                               identity=embedded_identity())
+        OnnxGenAILLM.validate_options(opts)  # before any conversion: a bad option fails fast
+        return OnnxGenAILLM(str(embedded_onnx_dir()), opts, spec=spec, cache=rc, model_name=EMBEDDED_NAME,
+                            identity=f"{embedded_identity()}:onnx-fp32-{ONNX_FORMAT_VERSION}")
     if name == "transformers":
         from .hf import TransformersLLM
 
+        if not model:  # the embedded model on the transformers engine
+            from .embedded import EMBEDDED_NAME, embedded_identity, embedded_model_dir
+
+            return TransformersLLM(str(embedded_model_dir()), opts, spec=spec, cache=rc, model_name=EMBEDDED_NAME,
+                                   identity=embedded_identity())
         return TransformersLLM(model, opts, spec=spec, cache=rc)
+    if name == "onnx":
+        from .ort_backend import OnnxGenAILLM
+
+        return OnnxGenAILLM(model, opts, spec=spec, cache=rc)
     if name == "vllm":
         from .vllm_backend import VLLMBackend
 
