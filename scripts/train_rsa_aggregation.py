@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="aggregation-aware training of the embedded model (RLOO)")
     ap.add_argument("--out", default="checkpoints/rsa_agg", help="output directory of the checkpoint")
-    ap.add_argument("--backend", default="transformers",
+    ap.add_argument("--backend", default="default",
                     help="base model spec on the transformers engine ('transformers' = the embedded model): "
                          "training updates its PyTorch weights in place")
     ap.add_argument("--seed", type=int, default=1)

@@ -17,6 +17,14 @@ def embedded_llm():
 
 
 @pytest.fixture(scope="session")
+def embedded_onnx():
+    """The embedded model on onnxruntime-genai (``onnx``), no response cache."""
+    from workbench.llm import load_llm
+
+    return load_llm("onnx", cache="off")
+
+
+@pytest.fixture(scope="session")
 def embedded_transformers():
     """The embedded model on the transformers engine (our PyTorch loop), no response cache: the
     reference for the default onnx engine and the model that training and logit checks need."""

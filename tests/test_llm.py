@@ -181,12 +181,12 @@ def test_concurrent_writers_do_not_corrupt(tmp_path):
 
 # ------------------------------------------------------------------------------ transformers details
 @pytest.mark.model
-@pytest.mark.parametrize("engine", ["default", "transformers"])
-def test_greedy_matches_transformers_generate(engine, embedded_llm, embedded_transformers):
+@pytest.mark.parametrize("engine", ["onnx", "transformers"])
+def test_greedy_matches_transformers_generate(engine, embedded_onnx, embedded_transformers):
     """Both engines' greedy text equals ``model.generate`` of the PyTorch model (an independent loop)."""
     import torch
 
-    llm = embedded_llm if engine == "default" else embedded_transformers
+    llm = embedded_onnx if engine == "onnx" else embedded_transformers
     prompts = ["What is 2+2?", "List three animals."]
     ours = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=10))
     for p, c in zip(prompts, ours):
@@ -198,11 +198,11 @@ def test_greedy_matches_transformers_generate(engine, embedded_llm, embedded_tra
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("engine", ["default", "transformers"])
-def test_logprobs_are_model_logprobs(engine, embedded_llm, embedded_transformers):
+@pytest.mark.parametrize("engine", ["onnx", "transformers"])
+def test_logprobs_are_model_logprobs(engine, embedded_onnx, embedded_transformers):
     import torch
 
-    llm = embedded_llm if engine == "default" else embedded_transformers
+    llm = embedded_onnx if engine == "onnx" else embedded_transformers
     c = llm.generate(["Say hi."], SamplingParams(temperature=0, max_tokens=5, logprobs=True))[0]
     assert len(c.logprobs) == len(c.tokens) >= 1
     ids = llm.render("Say hi.")

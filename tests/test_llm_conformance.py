@@ -1,7 +1,7 @@
 """Conformance tests shared by every backend: batch order, seeds, stop strings, max_tokens, counts.
 
 scripted always runs; the embedded model runs in the default suite with tiny budgets on both engines
-(``default``: onnxruntime-genai; ``transformers``: our PyTorch loop); ``vllm:`` and ``openai:`` against a loopback ``vllm serve`` run under ``make test-vllm``
+(``default``: our PyTorch loop; ``onnx``: onnxruntime-genai); ``vllm:`` and ``openai:`` against a loopback ``vllm serve`` run under ``make test-vllm``
 (specs from $WORKBENCH_CONFORMANCE_SPECS, comma-separated).
 """
 import os
@@ -23,8 +23,8 @@ def _scripted():
 
 _vllm_specs = [s for s in os.environ.get("WORKBENCH_CONFORMANCE_SPECS", "").split(",") if s]
 PARAMS = [pytest.param("scripted", id="scripted"),
-          pytest.param("default", id="embedded", marks=pytest.mark.model),  # onnxruntime-genai engine
-          pytest.param("transformers", id="embedded-transformers", marks=pytest.mark.model)]
+          pytest.param("default", id="embedded", marks=pytest.mark.model),  # transformers engine
+          pytest.param("onnx", id="embedded-onnx", marks=pytest.mark.model)]
 PARAMS += [pytest.param(s, id=s.split(":")[0], marks=pytest.mark.vllm) for s in _vllm_specs]
 
 

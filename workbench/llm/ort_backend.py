@@ -1,4 +1,4 @@
-"""``onnx:<dir>`` (and ``default``): the same decode loop as the transformers backend, on onnxruntime-genai.
+"""``onnx:<dir>`` (and ``onnx``, the embedded model): the same decode loop as the transformers backend, on onnxruntime-genai.
 
 Why: on CPU our transformers loop spends most of each step in PyTorch's per-operator overhead, not in
 reading weights; onnxruntime runs the same float32 weights as one fused graph (``benchmarks/
@@ -66,6 +66,8 @@ class OnnxGenAILLM(TransformersLLM):
         except ImportError as e:
             raise MissingExtraError(e.name or "onnxruntime-genai", "hf", "the onnx backend") from None
         self._np, self._og, self._torch = np, og, torch
+        # onnxruntime-genai accepts batches of at most 32 rows; texts do not depend on batch composition
+        self.options["max_batch_size"] = min(o["max_batch_size"], 32)
         self.device = torch.device("cpu")
         d = Path(model).expanduser()
         if not (d / "genai_config.json").exists():
@@ -100,9 +102,9 @@ class OnnxGenAILLM(TransformersLLM):
         torch_only = sorted(set(options) & (set(TransformersLLM.OPTIONS) - set(cls.OPTIONS)))
         if torch_only:
             raise BackendOptionError(
-                f"option(s) {torch_only} belong to the transformers engine; the onnx engine (the default) takes "
+                f"option(s) {torch_only} belong to the transformers engine; the onnx engine takes "
                 f"{', '.join(sorted(cls.OPTIONS))}. For the embedded model on transformers use the spec "
-                f"'transformers?{torch_only[0]}=...'")
+                f"'default?{torch_only[0]}=...'")
         return super().validate_options(options)
 
     def cache_options(self) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 Spec grammar::
 
-    default[?opts]                        the embedded SmolLM2-135M-Instruct on onnxruntime-genai (float32)
-    transformers[?opts]                   the embedded model on the transformers engine (our PyTorch loop)
+    default[?opts]                        the embedded SmolLM2-135M-Instruct (transformers engine, our PyTorch loop)
+    transformers[?opts]                   the same (explicit engine name)
+    onnx[?opts]                           the embedded model on onnxruntime-genai (float32; same texts, faster)
     transformers:<dir or hub id>[?opts]   e.g. transformers:Qwen/Qwen2.5-0.5B-Instruct?dtype=bfloat16
     onnx:<dir>[?opts]                     an onnxruntime-genai model folder (genai_config.json)
     vllm:<model>[?opts]                   e.g. vllm:Qwen/Qwen3-4B-Instruct-2507?tensor_parallel_size=4&enable_prefix_caching=true
@@ -63,7 +64,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
             if k in opts:
                 raise BackendOptionError(f"option {k!r} given twice in spec {spec!r}")
             opts[k] = v
-    if not model and (name in ("onnx", "vllm") or name == "transformers" and colon):
+    if not model and (name == "vllm" or name in ("transformers", "onnx") and colon):
         # bare 'transformers' is the embedded model on the transformers engine; 'transformers:' names nothing
         raise BackendOptionError(f"spec {spec!r} names no model: use '{name}:<model dir or hub id>'")
     if name in ("default", "scripted") and model:
@@ -91,25 +92,25 @@ def load_llm(spec: str = "default", *, cache: str | None = None, cache_dir: str 
         return ScriptedLLM(responses if responses is not None else ("",), opts, spec=spec, cache=rc)
     if responses is not None:
         raise BackendOptionError("responses= is only for the scripted backend")
-    if name == "default":
-        from .embedded import EMBEDDED_NAME, ONNX_FORMAT_VERSION, embedded_identity, embedded_onnx_dir
-        from .ort_backend import OnnxGenAILLM
+    if name in ("default", "transformers") and not model:  # the embedded model on the transformers engine
+        from .hf import TransformersLLM
+        from .embedded import EMBEDDED_NAME, embedded_identity, embedded_model_dir
 
-        OnnxGenAILLM.validate_options(opts)  # before any conversion: a bad option fails fast
-        return OnnxGenAILLM(str(embedded_onnx_dir()), opts, spec=spec, cache=rc, model_name=EMBEDDED_NAME,
-                            identity=f"{embedded_identity()}:onnx-fp32-{ONNX_FORMAT_VERSION}")
+        return TransformersLLM(str(embedded_model_dir()), opts, spec=spec, cache=rc, model_name=EMBEDDED_NAME,
+                               identity=embedded_identity())
     if name == "transformers":
         from .hf import TransformersLLM
 
-        if not model:  # the embedded model on the transformers engine
-            from .embedded import EMBEDDED_NAME, embedded_identity, embedded_model_dir
-
-            return TransformersLLM(str(embedded_model_dir()), opts, spec=spec, cache=rc, model_name=EMBEDDED_NAME,
-                                   identity=embedded_identity())
         return TransformersLLM(model, opts, spec=spec, cache=rc)
     if name == "onnx":
         from .ort_backend import OnnxGenAILLM
 
+        if not model:  # the embedded model on onnxruntime-genai
+            from .embedded import EMBEDDED_NAME, ONNX_FORMAT_VERSION, embedded_identity, embedded_onnx_dir
+
+            OnnxGenAILLM.validate_options(opts)  # before any conversion: a bad option fails fast
+            return OnnxGenAILLM(str(embedded_onnx_dir()), opts, spec=spec, cache=rc, model_name=EMBEDDED_NAME,
+                                identity=f"{embedded_identity()}:onnx-fp32-{ONNX_FORMAT_VERSION}")
         return OnnxGenAILLM(model, opts, spec=spec, cache=rc)
     if name == "vllm":
         from .vllm_backend import VLLMBackend
