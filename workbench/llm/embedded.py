@@ -113,13 +113,39 @@ def embedded_identity() -> str:
     return f"embedded:{EMBEDDED_NAME}:gguf-sha256:{GGUF_SHA256}:format-{FORMAT_VERSION}"
 
 
-def _valid(d: Path) -> bool:
+def _marked(d: Path, key: str, version: int, files: tuple[str, ...]) -> bool:
+    """A converted folder is complete: its marker names this GGUF file and format, and its files exist."""
     try:
         marker = json.loads((d / "workbench.json").read_text())
     except (OSError, ValueError):
         return False
-    return (marker.get("gguf_sha256") == GGUF_SHA256 and marker.get("format") == FORMAT_VERSION
-            and all((d / f).exists() for f in ("config.json", "model.safetensors", "tokenizer.json")))
+    return (marker.get("gguf_sha256") == GGUF_SHA256 and marker.get(key) == version
+            and all((d / f).exists() for f in files))
+
+
+def _valid(d: Path) -> bool:
+    return _marked(d, "format", FORMAT_VERSION, ("config.json", "model.safetensors", "tokenizer.json"))
+
+
+def _publish_once(final: Path, valid, build, prefix: str) -> Path:
+    """Build ``final`` once: under a file lock, into a temporary folder beside it, renamed into place
+    (readers never see a half-written folder; a process that waited finds the other's result)."""
+    from filelock import FileLock
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(final) + ".lock"):
+        if valid(final):  # another process built it while we waited
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
+        try:
+            build(tmp)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return final
 
 
 def embedded_model_dir() -> Path:
@@ -128,29 +154,19 @@ def embedded_model_dir() -> Path:
     if _valid(final):
         return final
     try:
-        from filelock import FileLock
+        import filelock  # noqa: F401
         import gguf  # noqa: F401
         import accelerate  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as e:
         raise MissingExtraError(e.name or "transformers", "hf", "the embedded model") from None
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(final) + ".lock"):
-        if _valid(final):  # another process converted it while we waited
-            return final
-        src = gguf_path()
-        tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=final.parent))
-        try:
-            _convert(src, tmp)
-            (tmp / "workbench.json").write_text(json.dumps(
-                {"gguf_sha256": GGUF_SHA256, "format": FORMAT_VERSION, "source": f"{PACKAGE}=={VERSION}"}))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return final
+
+    def build(tmp: Path) -> None:
+        _convert(gguf_path(), tmp)
+        (tmp / "workbench.json").write_text(json.dumps(
+            {"gguf_sha256": GGUF_SHA256, "format": FORMAT_VERSION, "source": f"{PACKAGE}=={VERSION}"}))
+
+    return _publish_once(final, _valid, build, ".convert-")
 
 
 def _convert(src: Path, out: Path) -> None:
@@ -181,16 +197,11 @@ RESERVED_PADDING_ID = 6  # '<filename>' in SmolLM2's vocabulary (see embedded_on
 
 
 def _valid_onnx(d: Path) -> bool:
-    try:
-        marker = json.loads((d / "workbench.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return (marker.get("gguf_sha256") == GGUF_SHA256 and marker.get("onnx_format") == ONNX_FORMAT_VERSION
-            and all((d / f).exists() for f in ("genai_config.json", "model.onnx", "tokenizer.json")))
+    return _marked(d, "onnx_format", ONNX_FORMAT_VERSION, ("genai_config.json", "model.onnx", "tokenizer.json"))
 
 
 def embedded_onnx_dir() -> Path:
-    """Directory of the embedded model as an onnxruntime-genai float32 model (the ``default`` engine),
+    """Directory of the embedded model as an onnxruntime-genai float32 model (the ``onnx`` spec),
     built once from the converted safetensors folder by ``onnxruntime_genai.models.builder`` (same
     weights: bf16 values held in float32, as the transformers backend runs them). Atomic, like
     :func:`embedded_model_dir`: a temporary folder renamed into place under a file lock, validated by a
@@ -205,41 +216,28 @@ def embedded_onnx_dir() -> Path:
     if _valid_onnx(final):
         return final
     try:
-        from filelock import FileLock
+        import filelock  # noqa: F401
         import onnx  # noqa: F401
         import onnx_ir  # noqa: F401
         import onnxruntime_genai  # noqa: F401
     except ImportError as e:
         raise MissingExtraError(e.name or "onnxruntime-genai", "hf", "the embedded model's onnx engine") from None
     src = embedded_model_dir()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(final) + ".lock"):
-        if _valid_onnx(final):
-            return final
-        tmp = Path(tempfile.mkdtemp(prefix=".onnx-", dir=final.parent))
-        try:
-            cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(src), "-m", str(src),
-                   "-o", str(tmp), "-p", "fp32", "-e", "cpu", "-c", str(tmp / ".hf-cache")]
-            env = dict(os.environ, HF_HUB_OFFLINE="1")
-            res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if res.returncode != 0 or not (tmp / "genai_config.json").exists():
-                raise RuntimeError(f"building the embedded model's onnx engine failed ({' '.join(cmd[1:4])} ...): "
-                                   f"{(res.stderr or res.stdout).strip()[-800:]}")
-            shutil.rmtree(tmp / ".hf-cache", ignore_errors=True)
-            cfg = json.loads((tmp / "genai_config.json").read_text())
-            reserved = RESERVED_PADDING_ID
-            cfg["model"]["pad_token_id"] = reserved
-            cfg["model"]["eos_token_id"] = reserved
-            (tmp / "genai_config.json").write_text(json.dumps(cfg, indent=2))
-            shutil.copy(src / "generation_config.json", tmp / "generation_config.json")
-            (tmp / "workbench.json").write_text(json.dumps(
-                {"gguf_sha256": GGUF_SHA256, "onnx_format": ONNX_FORMAT_VERSION, "precision": "fp32",
-                 "source": f"{PACKAGE}=={VERSION}", "reserved_padding_id": reserved}))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
+    def build(tmp: Path) -> None:
+        cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(src), "-m", str(src),
+               "-o", str(tmp), "-p", "fp32", "-e", "cpu", "-c", str(tmp / ".hf-cache")]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        if res.returncode != 0 or not (tmp / "genai_config.json").exists():
+            raise RuntimeError(f"building the embedded model's onnx engine failed ({' '.join(cmd[1:4])} ...): "
+                               f"{(res.stderr or res.stdout).strip()[-800:]}")
+        shutil.rmtree(tmp / ".hf-cache", ignore_errors=True)
+        cfg = json.loads((tmp / "genai_config.json").read_text())
+        cfg["model"]["pad_token_id"] = cfg["model"]["eos_token_id"] = RESERVED_PADDING_ID
+        (tmp / "genai_config.json").write_text(json.dumps(cfg, indent=2))
+        shutil.copy(src / "generation_config.json", tmp / "generation_config.json")
+        (tmp / "workbench.json").write_text(json.dumps(
+            {"gguf_sha256": GGUF_SHA256, "onnx_format": ONNX_FORMAT_VERSION, "precision": "fp32",
+             "source": f"{PACKAGE}=={VERSION}", "reserved_padding_id": RESERVED_PADDING_ID}))
+
+    return _publish_once(final, _valid_onnx, build, ".onnx-")
